@@ -1,0 +1,64 @@
+//! Typed, validated configuration that the mutation core reads. Built once at startup by `config`.
+
+/// Default token audience for workload identity (upstream `DefaultAudience`).
+pub const DEFAULT_AUDIENCE: &str = "api://AzureADTokenExchange";
+/// Default token audience for identity binding.
+pub const DEFAULT_IDENTITY_BINDING_AUDIENCE: &str = "api://AKSIdentityBinding";
+/// Prefix of the identity-binding switch key; the suffix comes from
+/// `--custom-token-endpoint-annotation-suffix`.
+pub const IDENTITY_BINDING_KEY_PREFIX: &str = "azure.workload.identity/use-";
+
+/// Everything the mutation core needs from the webhook's configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Audience of the projected token for workload-identity pods (`--audience`).
+    pub audience: String,
+    /// Cluster tenant (`AZURE_TENANT_ID`); used when the service account names none.
+    pub tenant_id: String,
+    /// `AZURE_AUTHORITY_HOST` value for the configured cloud (`AZURE_ENVIRONMENT`), trailing `/` kept.
+    pub authority_host: String,
+    /// `None` when both custom-token-endpoint flags are empty: the switch is then ignored.
+    pub identity_binding: Option<IdentityBinding>,
+    /// Images and arguments of the optional proxy sidecar.
+    pub proxy: ProxySettings,
+}
+
+/// Identity-binding ("custom token endpoint") configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdentityBinding {
+    /// Full switch key, `azure.workload.identity/use-<suffix>`, read from pod annotations and labels.
+    pub switch_key: String,
+    /// Audience of the projected token for identity-binding pods.
+    pub audience: String,
+    /// `AZURE_KUBERNETES_TOKEN_PROXY` (or its fallback `AZURE_KUBERNETES_TOKEN_ENDPOINT`); empty means
+    /// not configured, and pods that opt in are denied (W03).
+    pub token_proxy: String,
+    /// `AZURE_KUBERNETES_SNI_NAME`; empty means not injected.
+    pub sni_name: String,
+    /// Where the pod gets the cluster CA from.
+    pub ca: ClusterCa,
+}
+
+/// Source of the cluster CA for identity-binding pods. At most one may be configured.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClusterCa {
+    None,
+    /// PEM injected verbatim as `AZURE_KUBERNETES_CA_DATA`.
+    Data(String),
+    /// ConfigMap (in the pod's namespace) whose `ca.crt` key is projected.
+    ConfigMap(String),
+    /// ClusterTrustBundle projection by signer; `label_selector` is a JSON `LabelSelector`, `{}` when
+    /// none is configured so that it matches every bundle of the signer (W05).
+    ClusterTrustBundle {
+        signer_name: String,
+        label_selector: serde_json::Value,
+    },
+}
+
+/// Proxy sidecar settings (`PROXY_IMAGE`, `PROXY_INIT_IMAGE`, `--log-level`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ProxySettings {
+    pub image: String,
+    pub init_image: String,
+    pub log_level: String,
+}
