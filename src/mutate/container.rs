@@ -1,0 +1,159 @@
+//! Per-container changes: the Azure env vars and the token mount.
+
+use super::names::*;
+use super::patch::{EnvVar, PatchOp, PatchValue, VolumeMount};
+use super::record::InjectedIdentity;
+use super::view::ContainerView;
+use super::Rejection;
+
+/// What one container needs, and what was injected last time (for refreshing, W32).
+pub struct ContainerPlan<'p> {
+    pub env: &'p [EnvVar],
+    pub previous: Option<&'p InjectedIdentity>,
+    pub volume_name: &'p str,
+}
+
+/// `base` is the container's JSON Pointer, e.g. `/spec/containers/0`.
+pub fn container_ops(
+    base: &str,
+    container: &ContainerView<'_>,
+    plan: &ContainerPlan<'_>,
+    ops: &mut Vec<PatchOp>,
+) -> Result<(), Rejection> {
+    env_ops(base, container, plan, ops);
+    mount_op(base, container, plan.volume_name, ops)
+}
+
+/// Adds missing variables (by name; user values win), refreshes values this webhook injected for a
+/// previous service account, and drops a client ID the current service account no longer has.
+/// Replacements come first and removals run from the back, so every index stays valid.
+fn env_ops(
+    base: &str,
+    container: &ContainerView<'_>,
+    plan: &ContainerPlan<'_>,
+    ops: &mut Vec<PatchOp>,
+) {
+    let existing = container.env.as_deref().unwrap_or_default();
+    let mut missing = Vec::new();
+    for wanted in plan.env {
+        match existing.iter().position(|e| e.name.as_str() == wanted.name) {
+            Some(index) => {
+                let current = &existing[index];
+                if current.value_from.is_none()
+                    && was_injected(
+                        plan.previous,
+                        wanted.name,
+                        current.value.as_ref().map(|v| v.as_str()),
+                    )
+                    && current.value.as_ref().map(|v| v.as_str()) != Some(wanted.value.as_str())
+                {
+                    ops.push(PatchOp::replace(
+                        format!("{base}/env/{index}/value"),
+                        PatchValue::String(wanted.value.clone()),
+                    ));
+                }
+            }
+            None => missing.push(wanted.clone()),
+        }
+    }
+    let stale_client_id = plan
+        .previous
+        .filter(|_| !plan.env.iter().any(|e| e.name == ENV_CLIENT_ID))
+        .and_then(|_| {
+            existing.iter().position(|e| {
+                e.name.as_str() == ENV_CLIENT_ID
+                    && e.value_from.is_none()
+                    && was_injected(
+                        plan.previous,
+                        ENV_CLIENT_ID,
+                        e.value.as_ref().map(|v| v.as_str()),
+                    )
+            })
+        });
+    if let Some(index) = stale_client_id {
+        ops.push(PatchOp::remove(format!("{base}/env/{index}")));
+    }
+    if missing.is_empty() {
+        return;
+    }
+    if container.env.is_none() {
+        ops.push(PatchOp::add(
+            format!("{base}/env"),
+            PatchValue::EnvVars(missing),
+        ));
+    } else {
+        for var in missing {
+            ops.push(PatchOp::add(
+                format!("{base}/env/-"),
+                PatchValue::EnvVar(var),
+            ));
+        }
+    }
+}
+
+fn was_injected(previous: Option<&InjectedIdentity>, name: &str, value: Option<&str>) -> bool {
+    let Some(previous) = previous else {
+        return false;
+    };
+    let injected = match name {
+        ENV_CLIENT_ID => previous.client_id.as_str(),
+        ENV_TENANT_ID => previous.tenant_id.as_str(),
+        _ => return false,
+    };
+    !injected.is_empty() && value == Some(injected)
+}
+
+/// The mount is found by path first, so an earlier injection under another reserved name is reused
+/// rather than duplicated (W12); a user volume at the reserved path is refused with a clear message.
+fn mount_op(
+    base: &str,
+    container: &ContainerView<'_>,
+    volume_name: &str,
+    ops: &mut Vec<PatchOp>,
+) -> Result<(), Rejection> {
+    let wanted = VolumeMount {
+        name: volume_name.to_owned(),
+        mount_path: MOUNT_PATH,
+        read_only: true,
+    };
+    let Some(mounts) = container.volume_mounts.as_deref() else {
+        ops.push(PatchOp::add(
+            format!("{base}/volumeMounts"),
+            PatchValue::VolumeMounts(vec![wanted]),
+        ));
+        return Ok(());
+    };
+    if let Some(index) = mounts
+        .iter()
+        .position(|m| m.mount_path.as_str() == MOUNT_PATH)
+    {
+        let mount = &mounts[index];
+        let name = mount.name.as_str();
+        if name == volume_name && mount.read_only == Some(true) && mount.sub_path.is_none() {
+            return Ok(());
+        }
+        if name != volume_name && !name.starts_with(VOLUME_NAME_PREFIX) {
+            return Err(Rejection::bad_request(format!(
+                "container {:?} mounts volume {name:?} at {MOUNT_PATH}, which is reserved for the workload \
+                 identity token: mount it elsewhere or list the container in {SKIP_CONTAINERS_ANNOTATION}",
+                container.name.as_str()
+            )));
+        }
+        ops.push(PatchOp::replace(
+            format!("{base}/volumeMounts/{index}"),
+            PatchValue::VolumeMount(wanted),
+        ));
+        return Ok(());
+    }
+    match mounts.iter().position(|m| m.name.as_str() == volume_name) {
+        Some(index) => ops.push(PatchOp::replace(
+            format!("{base}/volumeMounts/{index}"),
+            PatchValue::VolumeMount(wanted),
+        )),
+        None => ops.push(PatchOp::add(
+            format!("{base}/volumeMounts/-"),
+            PatchValue::VolumeMount(wanted),
+        )),
+    }
+    Ok(())
+}

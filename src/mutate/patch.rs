@@ -1,0 +1,191 @@
+//! RFC 6902 operations against the raw request object, with typed values so the patch is written in
+//! one pass without building a JSON tree.
+
+use serde::Serialize;
+
+/// One JSON Patch operation. `remove` only ever takes back a value this webhook injected itself.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PatchOp {
+    pub op: OpKind,
+    pub path: String,
+    #[serde(skip_serializing_if = "PatchValue::is_none")]
+    pub value: PatchValue,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OpKind {
+    Add,
+    Replace,
+    Remove,
+}
+
+impl PatchOp {
+    pub fn add(path: String, value: PatchValue) -> Self {
+        PatchOp {
+            op: OpKind::Add,
+            path,
+            value,
+        }
+    }
+
+    pub fn replace(path: String, value: PatchValue) -> Self {
+        PatchOp {
+            op: OpKind::Replace,
+            path,
+            value,
+        }
+    }
+
+    pub fn remove(path: String) -> Self {
+        PatchOp {
+            op: OpKind::Remove,
+            path,
+            value: PatchValue::None,
+        }
+    }
+}
+
+/// Every shape of value the webhook writes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum PatchValue {
+    /// No value: `remove`.
+    None,
+    String(String),
+    EnvVar(EnvVar),
+    EnvVars(Vec<EnvVar>),
+    VolumeMount(VolumeMount),
+    VolumeMounts(Vec<VolumeMount>),
+    Volume(Volume),
+    Volumes(Vec<Volume>),
+    Sources(Vec<ProjectionSource>),
+    #[serde(serialize_with = "serialize_pairs")]
+    Map(Vec<(String, String)>),
+    Metadata(MetadataPatch),
+}
+
+impl PatchValue {
+    fn is_none(&self) -> bool {
+        matches!(self, PatchValue::None)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnvVar {
+    pub name: &'static str,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeMount {
+    pub name: String,
+    pub mount_path: &'static str,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Volume {
+    pub name: String,
+    pub projected: Projected,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Projected {
+    pub sources: Vec<ProjectionSource>,
+}
+
+/// A projected volume source, serialised exactly as the Kubernetes API spells it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ProjectionSource {
+    ServiceAccountToken(ServiceAccountTokenProjection),
+    ConfigMap(ConfigMapProjection),
+    ClusterTrustBundle(ClusterTrustBundleProjection),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceAccountTokenProjection {
+    pub audience: String,
+    pub expiration_seconds: i64,
+    pub path: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfigMapProjection {
+    pub name: String,
+    pub items: Vec<KeyToPath>,
+    pub optional: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyToPath {
+    pub key: &'static str,
+    pub path: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterTrustBundleProjection {
+    pub signer_name: String,
+    pub label_selector: serde_json::Value,
+    pub optional: bool,
+    pub path: &'static str,
+}
+
+/// `{"annotations": {...}}`, for a pod that has no `metadata` at all.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetadataPatch {
+    #[serde(serialize_with = "serialize_pairs")]
+    pub annotations: Vec<(String, String)>,
+}
+
+/// Writes key/value pairs as a JSON object, in order.
+fn serialize_pairs<S: serde::Serializer>(
+    pairs: &[(String, String)],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(pairs.iter().map(|(k, v)| (k, v)))
+}
+
+/// Escapes one JSON Pointer reference token (RFC 6901): annotation keys contain `/`.
+pub fn escape_token(token: &str) -> String {
+    if !token.contains(['~', '/']) {
+        return token.to_owned();
+    }
+    token.replace('~', "~0").replace('/', "~1")
+}
+
+/// Serialises the operations as a JSON array.
+pub fn to_json(ops: &[PatchOp]) -> Vec<u8> {
+    // Every value is a plain struct of strings, numbers and JSON values: serialisation cannot fail.
+    serde_json::to_vec(ops).unwrap_or_else(|_| b"[]".to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_pointer_tokens() {
+        assert_eq!(escape_token("plain"), "plain");
+        assert_eq!(
+            escape_token("azure.workload.identity/x"),
+            "azure.workload.identity~1x"
+        );
+        assert_eq!(escape_token("a~b/c"), "a~0b~1c");
+    }
+
+    #[test]
+    fn serialises_map_values_as_objects() {
+        let op = PatchOp::add(
+            "/metadata/annotations".into(),
+            PatchValue::Map(vec![("k".into(), "v".into())]),
+        );
+        // The untagged Map variant holds pairs; they must not come out as an array of arrays.
+        let json = String::from_utf8(to_json(&[op])).unwrap_or_default();
+        assert!(json.contains(r#""value":{"k":"v"}"#), "{json}");
+    }
+}

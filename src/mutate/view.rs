@@ -1,0 +1,211 @@
+//! A minimal, borrowed view of the pod: only the fields the mutation reads. Everything else in the
+//! request object is never decoded, so it can never be dropped or rewritten.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// A string borrowed from the request body when it has no escapes, owned otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Str<'a>(pub Cow<'a, str>);
+
+impl Str<'_> {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StrVisitor;
+        impl<'de> Visitor<'de> for StrVisitor {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                v: &'de str,
+            ) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Str(Cow::Owned(v.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(StrVisitor)
+    }
+}
+
+/// `map[string]string` kept in request order; pods carry a handful of entries, so a linear scan
+/// beats hashing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StrMap<'a>(pub Vec<(Str<'a>, Str<'a>)>);
+
+impl StrMap<'_> {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.as_str() == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for StrMap<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MapVisitor;
+        impl<'de> Visitor<'de> for MapVisitor {
+            type Value = StrMap<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map of strings to strings")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(4));
+                while let Some(entry) = map.next_entry::<Str<'de>, Str<'de>>()? {
+                    entries.push(entry);
+                }
+                Ok(StrMap(entries))
+            }
+        }
+        deserializer.deserialize_map(MapVisitor)
+    }
+}
+
+/// The pod, as far as the mutation is concerned. `null` is treated like an absent field.
+#[derive(Debug, Default, Deserialize)]
+pub struct PodView<'a> {
+    #[serde(borrow, default)]
+    pub metadata: Option<MetadataView<'a>>,
+    #[serde(borrow, default)]
+    pub spec: Option<SpecView<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetadataView<'a> {
+    #[serde(borrow, default)]
+    pub name: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    pub generate_name: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    pub namespace: Option<Str<'a>>,
+    #[serde(borrow, default)]
+    pub annotations: Option<StrMap<'a>>,
+    #[serde(borrow, default)]
+    pub labels: Option<StrMap<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SpecView<'a> {
+    #[serde(borrow, default)]
+    pub service_account_name: Option<Str<'a>>,
+    #[serde(default)]
+    pub host_network: Option<bool>,
+    #[serde(borrow, default)]
+    pub init_containers: Option<Vec<ContainerView<'a>>>,
+    #[serde(borrow, default)]
+    pub containers: Option<Vec<ContainerView<'a>>>,
+    #[serde(borrow, default)]
+    pub volumes: Option<Vec<VolumeView<'a>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerView<'a> {
+    #[serde(borrow, default)]
+    pub name: Str<'a>,
+    #[serde(borrow, default)]
+    pub env: Option<Vec<EnvVarView<'a>>>,
+    #[serde(borrow, default)]
+    pub volume_mounts: Option<Vec<VolumeMountView<'a>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvVarView<'a> {
+    #[serde(borrow, default)]
+    pub name: Str<'a>,
+    #[serde(borrow, default)]
+    pub value: Option<Str<'a>>,
+    #[serde(default)]
+    pub value_from: Option<IgnoredAny>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeMountView<'a> {
+    #[serde(borrow, default)]
+    pub name: Str<'a>,
+    #[serde(borrow, default)]
+    pub mount_path: Str<'a>,
+    #[serde(default)]
+    pub read_only: Option<bool>,
+    #[serde(borrow, default)]
+    pub sub_path: Option<Str<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct VolumeView<'a> {
+    #[serde(borrow, default)]
+    pub name: Str<'a>,
+    /// Kept raw: only the webhook's own volume is ever compared, so only it gets parsed.
+    #[serde(borrow, default)]
+    pub projected: Option<&'a RawValue>,
+}
+
+impl<'a> PodView<'a> {
+    pub fn from_json(raw: &'a str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(raw)
+    }
+
+    pub fn annotations(&self) -> Option<&StrMap<'a>> {
+        self.metadata.as_ref()?.annotations.as_ref()
+    }
+
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations()?.get(key)
+    }
+
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.metadata.as_ref()?.labels.as_ref()?.get(key)
+    }
+
+    /// The name the volume is derived from: `metadata.name`, else `<generateName> (prefix)`, as upstream.
+    pub fn name_for_volume(&self) -> String {
+        let metadata = self.metadata.as_ref();
+        match metadata.and_then(|m| m.name.as_ref()).map(Str::as_str) {
+            Some(name) if !name.is_empty() => name.to_owned(),
+            _ => {
+                let prefix = metadata
+                    .and_then(|m| m.generate_name.as_ref())
+                    .map(Str::as_str)
+                    .unwrap_or("");
+                format!("{prefix} (prefix)")
+            }
+        }
+    }
+
+    /// `metadata.name`, else `metadata.generateName`: what logs and messages call the pod.
+    pub fn display_name(&self) -> &str {
+        let metadata = self.metadata.as_ref();
+        metadata
+            .and_then(|m| m.name.as_ref())
+            .filter(|n| !n.as_str().is_empty())
+            .or_else(|| metadata.and_then(|m| m.generate_name.as_ref()))
+            .map(Str::as_str)
+            .unwrap_or("")
+    }
+
+    pub fn service_account_name(&self) -> &str {
+        self.spec
+            .as_ref()
+            .and_then(|s| s.service_account_name.as_ref())
+            .map(Str::as_str)
+            .filter(|n| !n.is_empty())
+            .unwrap_or("default")
+    }
+}
