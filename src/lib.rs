@@ -1,5 +1,6 @@
 //! azwi-webhook: a mutating admission webhook that gives pods an Azure identity.
 
+pub mod admission;
 pub mod k8s;
 pub mod mutate;
 pub mod review;

@@ -46,15 +46,24 @@ impl Rejection {
     }
 }
 
+/// Refuses what cannot be a pod before anything is looked up for it.
+pub fn check_shape(pod: &PodView<'_>) -> Result<(), Rejection> {
+    spec_of(pod).map(|_| ())
+}
+
+fn spec_of<'p, 'a>(pod: &'p PodView<'a>) -> Result<&'p view::SpecView<'a>, Rejection> {
+    pod.spec
+        .as_ref()
+        .ok_or_else(|| Rejection::bad_request("the pod has no spec"))
+}
+
 /// Plans the mutation of one pod.
 pub fn plan(
     settings: &Settings,
     pod: &PodView<'_>,
     sa: &ServiceAccountMeta,
 ) -> Result<Mutation, Rejection> {
-    let Some(spec) = pod.spec.as_ref() else {
-        return Err(Rejection::bad_request("the pod has no spec"));
-    };
+    let spec = spec_of(pod)?;
     let mut warnings = Vec::new();
     let identity = identity::resolve(settings, pod, sa, &mut warnings)?;
     let volume_name = volume::volume_name(pod);

@@ -1,0 +1,209 @@
+//! `Admitter`: one AdmissionReview body in, one response body out.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::k8s::service_accounts::{LookupError, ServiceAccountMeta, ServiceAccounts};
+use crate::mutate::{self, patch, view::PodView};
+use crate::review::{BoxFuture, ReviewHandler, ReviewReply};
+use crate::settings::Settings;
+
+use super::outcome::{DenyReason, Outcome};
+use super::response::{self, Denial};
+use super::wire::{self, Review};
+
+/// The API server's default webhook timeout, used when the request carries no `?timeout=`.
+const DEFAULT_BUDGET: Duration = Duration::from_secs(10);
+
+/// Answers AdmissionReviews for pods with the configured mutation.
+pub struct Admitter {
+    settings: Arc<Settings>,
+    service_accounts: Arc<dyn ServiceAccounts>,
+}
+
+/// What a decoded review turned into, before it is written out.
+struct Decision {
+    outcome: Outcome,
+    body: Vec<u8>,
+}
+
+/// Facts about the request, for the log line.
+#[derive(Default)]
+struct Subject {
+    namespace: String,
+    pod: String,
+    service_account: String,
+}
+
+impl Admitter {
+    pub fn new(settings: Arc<Settings>, service_accounts: Arc<dyn ServiceAccounts>) -> Self {
+        Admitter {
+            settings,
+            service_accounts,
+        }
+    }
+
+    /// Handles one request body; `budget` is the time the API server waits for the answer.
+    pub async fn admit(&self, body: &[u8], budget: Option<Duration>) -> ReviewReply {
+        let started = Instant::now();
+        let review = match wire::decode(body) {
+            Ok(review) => review,
+            Err(e) => {
+                tracing::info!(
+                    uid = %e.uid,
+                    outcome = Outcome::Malformed.as_str(),
+                    error = %e.message,
+                    "rejected a malformed admission request"
+                );
+                let denial = Denial {
+                    code: 400,
+                    message: e.message,
+                };
+                return ReviewReply {
+                    status: 400,
+                    body: response::denied(e.version, &e.uid, &denial, &[]),
+                };
+            }
+        };
+        // The lookup must give up early enough to leave time to answer before the API server does.
+        let deadline = started + budget.unwrap_or(DEFAULT_BUDGET).mul_f32(0.8);
+        let mut subject = Subject::default();
+        let decision = self.decide(&review, deadline, &mut subject).await;
+        tracing::info!(
+            uid = %review.uid,
+            namespace = %subject.namespace,
+            pod = %subject.pod,
+            service_account = %subject.service_account,
+            outcome = decision.outcome.as_str(),
+            reason = decision.outcome.reason(),
+            duration_us = started.elapsed().as_micros() as u64,
+            "admission review"
+        );
+        ReviewReply {
+            status: 200,
+            body: decision.body,
+        }
+    }
+
+    async fn decide(
+        &self,
+        review: &Review<'_>,
+        deadline: Instant,
+        subject: &mut Subject,
+    ) -> Decision {
+        let version = review.version;
+        let uid = review.uid.as_str();
+        let deny = |reason: DenyReason, code: u16, message: String| Decision {
+            outcome: Outcome::Denied(reason),
+            body: response::denied(version, uid, &Denial { code, message }, &[]),
+        };
+        let request = &review.request;
+        if !request.is_pod_create() {
+            return Decision {
+                outcome: Outcome::Ignored,
+                body: response::allowed(version, uid, None, &[]),
+            };
+        }
+        let Some(object) = request.object.filter(|o| o.get() != "null") else {
+            return deny(
+                DenyReason::InvalidPod,
+                400,
+                "the AdmissionReview request has no object".into(),
+            );
+        };
+        let pod = match PodView::from_json(object.get()) {
+            Ok(pod) => pod,
+            Err(e) => {
+                return deny(
+                    DenyReason::InvalidPod,
+                    400,
+                    format!("request.object is not a valid Pod: {e}"),
+                )
+            }
+        };
+        if let Err(rejection) = mutate::check_shape(&pod) {
+            return deny(DenyReason::InvalidPod, rejection.code, rejection.message);
+        }
+        let namespace = request
+            .namespace
+            .as_ref()
+            .map(|n| n.as_str())
+            .filter(|n| !n.is_empty())
+            .or_else(|| pod_namespace(&pod))
+            .unwrap_or_default();
+        subject.namespace = namespace.to_owned();
+        subject.pod = pod.display_name().to_owned();
+        if namespace.is_empty() {
+            return deny(
+                DenyReason::InvalidPod,
+                400,
+                "the pod has no namespace".into(),
+            );
+        }
+        let sa_name = pod.service_account_name();
+        subject.service_account = sa_name.to_owned();
+        let service_account = match self.lookup(namespace, sa_name, deadline).await {
+            Ok(sa) => sa,
+            Err(LookupError::NotFound { namespace, name }) => {
+                return deny(
+                    DenyReason::ServiceAccountNotFound,
+                    400,
+                    format!("service account {namespace}/{name} not found: create it or set spec.serviceAccountName"),
+                )
+            }
+            Err(e @ LookupError::Unavailable { .. }) => {
+                return deny(DenyReason::ServiceAccountUnavailable, 500, e.to_string())
+            }
+        };
+        match mutate::plan(&self.settings, &pod, &service_account) {
+            Ok(mutation) if mutation.ops.is_empty() => Decision {
+                outcome: Outcome::Unchanged,
+                body: response::allowed(version, uid, None, &mutation.warnings),
+            },
+            Ok(mutation) => Decision {
+                outcome: Outcome::Mutated,
+                body: response::allowed(
+                    version,
+                    uid,
+                    Some(&patch::to_json(&mutation.ops)),
+                    &mutation.warnings,
+                ),
+            },
+            Err(rejection) => deny(DenyReason::InvalidPod, rejection.code, rejection.message),
+        }
+    }
+
+    async fn lookup(
+        &self,
+        namespace: &str,
+        name: &str,
+        deadline: Instant,
+    ) -> Result<Arc<ServiceAccountMeta>, LookupError> {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(remaining, self.service_accounts.get(namespace, name)).await {
+            Ok(result) => result,
+            Err(_) => Err(LookupError::Unavailable {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+                reason: format!("no answer within {} ms", remaining.as_millis()),
+            }),
+        }
+    }
+}
+
+fn pod_namespace<'p>(pod: &'p PodView<'_>) -> Option<&'p str> {
+    pod.metadata
+        .as_ref()?
+        .namespace
+        .as_ref()
+        .map(|n| n.as_str())
+        .filter(|n| !n.is_empty())
+}
+
+impl ReviewHandler for Admitter {
+    fn review(&self, body: Bytes, budget: Option<Duration>) -> BoxFuture<'_, ReviewReply> {
+        Box::pin(async move { self.admit(&body, budget).await })
+    }
+}

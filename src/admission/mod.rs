@@ -1,0 +1,13 @@
+//! The HTTP boundary of the webhook: decode the AdmissionReview, look up the service account, call
+//! the pure mutation core, write the response envelope. No business rules live here.
+
+mod handler;
+mod outcome;
+pub mod response;
+pub mod wire;
+
+pub use handler::Admitter;
+pub use outcome::Outcome;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,48 @@
+//! How a review ended, as a closed set: used for logs and metric labels.
+
+/// The result of one review.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A patch was returned.
+    Mutated,
+    /// A pod that needed no change.
+    Unchanged,
+    /// Not a pod CREATE: admitted untouched.
+    Ignored,
+    /// The pod was refused; the reason says why.
+    Denied(DenyReason),
+    /// The body was not a usable AdmissionReview.
+    Malformed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenyReason {
+    /// The pod or its service account is misconfigured (400).
+    InvalidPod,
+    /// The service account does not exist (400).
+    ServiceAccountNotFound,
+    /// The API server could not be asked in time (500).
+    ServiceAccountUnavailable,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Mutated => "mutated",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Ignored => "ignored",
+            Outcome::Denied(_) => "denied",
+            Outcome::Malformed => "malformed",
+        }
+    }
+
+    pub fn reason(self) -> &'static str {
+        match self {
+            Outcome::Denied(DenyReason::InvalidPod) => "invalid_pod",
+            Outcome::Denied(DenyReason::ServiceAccountNotFound) => "service_account_not_found",
+            Outcome::Denied(DenyReason::ServiceAccountUnavailable) => "service_account_unavailable",
+            Outcome::Malformed => "malformed_review",
+            Outcome::Mutated | Outcome::Unchanged | Outcome::Ignored => "none",
+        }
+    }
+}
