@@ -1,6 +1,7 @@
 //! azwi-webhook: a mutating admission webhook that gives pods an Azure identity.
 
 pub mod admission;
+pub mod inject;
 pub mod k8s;
 pub mod mutate;
 pub mod review;
