@@ -2,6 +2,7 @@
 //!
 //! Values are kept as the strings the user typed and checked afterwards by `values`, `mutation` and `serve`,
 //! so every rule and message lives in one tested place and is identical for `serve` and `inject`.
+//! Paths are `PathBuf`, for which clap itself refuses an empty value (a usage error, exit status 2).
 //! Flags have no environment-variable fallback: upstream had none, and the environment is reserved for the
 //! documented `AZURE_*` / `PROXY_*` / `POD_NAMESPACE` variables.
 

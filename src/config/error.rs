@@ -107,9 +107,6 @@ pub enum ConfigError {
         reason: String,
     },
 
-    #[error("{flag} must not be empty")]
-    EmptyPath { flag: &'static str },
-
     #[error("--dns-name {value:?} is not a valid DNS name: {reason}")]
     DnsName { value: String, reason: String },
 

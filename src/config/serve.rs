@@ -44,20 +44,12 @@ pub fn load_serve(
 ) -> Result<(ServeConfig, Settings), ConfigError> {
     let settings = build_settings(&args.mutation, env)?;
     let pod_namespace = checked_pod_namespace(env)?;
-    if args.webhook_cert_dir.as_os_str().is_empty() {
-        return Err(ConfigError::EmptyPath {
-            flag: "--webhook-cert-dir",
-        });
-    }
     let config = ServeConfig {
         webhook_addr: values::listen_addr("--webhook-addr", &args.webhook_addr)?,
         webhook_cert_dir: args.webhook_cert_dir.clone(),
         disable_cert_rotation: args.disable_cert_rotation,
         tls_min_version: values::tls_min_version(&args.tls_min_version)?,
-        client_ca_file: args
-            .client_ca_file
-            .clone()
-            .filter(|p| !p.as_os_str().is_empty()),
+        client_ca_file: args.client_ca_file.clone(),
         health_addr: values::listen_addr("--health-addr", &args.health_addr)?,
         metrics_addr: values::listen_addr("--metrics-addr", &args.metrics_addr)?,
         metrics_backend: values::metrics_backend(&args.metrics_backend)?,
