@@ -234,3 +234,9 @@ fn empty_paths_are_usage_errors() {
         );
     }
 }
+
+#[test]
+fn clap_definition_is_consistent() {
+    use clap::CommandFactory;
+    Cli::command().debug_assert();
+}
