@@ -15,7 +15,7 @@ use serde_json::json;
 
 type Env = BTreeMap<&'static str, String>;
 
-/// Serve args from flags; `--disable-cert-rotation` is added unless `rotation` is requested.
+/// `serve` args parsed from `flags`, exactly as given.
 fn serve_args(flags: &[&str]) -> ServeArgs {
     let mut argv = vec!["azwi-webhook", "serve"];
     argv.extend_from_slice(flags);
@@ -33,6 +33,7 @@ fn env(pairs: &[(&'static str, &str)]) -> Env {
     env
 }
 
+/// Loads with `--disable-cert-rotation` prepended (required until self-managed rotation exists).
 fn load(flags: &[&str], env: &Env) -> Result<(ServeConfig, Settings), ConfigError> {
     let mut all = vec!["--disable-cert-rotation"];
     all.extend_from_slice(flags);
