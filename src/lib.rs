@@ -1,6 +1,9 @@
 //! azwi-webhook: a mutating admission webhook that gives pods an Azure identity.
 
 pub mod admission;
+pub mod certs;
+pub mod cloud;
+pub mod config;
 pub mod inject;
 pub mod k8s;
 pub mod mutate;

@@ -1,0 +1,289 @@
+//! Generates a CA and a serving certificate signed by it.
+//!
+//! Keys are ECDSA P-256: rcgen with the ring backend cannot generate RSA keys, and the API server, rustls and
+//! every current TLS client accept P-256. Validity follows upstream's rotator (CA 10 years, serving
+//! certificate 1 year, both back-dated one hour so a node with a slightly slow clock accepts them at once).
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use base64::Engine;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
+};
+use time::OffsetDateTime;
+
+/// Common name and organisation of the CA, as upstream's rotator names it.
+pub const CA_COMMON_NAME: &str = "azure-workload-identity-ca";
+pub const CA_ORGANIZATION: &str = "azure-workload-identity";
+
+/// CA lifetime: 10 years.
+pub const CA_VALIDITY: Duration = Duration::from_secs(3650 * 24 * 3600);
+/// Serving certificate lifetime: 1 year.
+pub const SERVING_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
+/// How far `not_before` is moved into the past.
+pub const BACKDATE: Duration = Duration::from_secs(3600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum CertsError {
+    #[error("at least one DNS name is needed for the serving certificate")]
+    NoDnsNames,
+    #[error("cannot generate the certificates: {0}")]
+    Generate(#[from] rcgen::Error),
+    #[error("the system clock is outside the range certificates can express")]
+    Clock,
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A freshly generated CA and serving certificate, all PEM.
+#[derive(Clone)]
+pub struct GeneratedCerts {
+    pub ca_cert_pem: String,
+    /// Kept so that a rotator can store it; `write_dev_certs` does not write it.
+    pub ca_key_pem: String,
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for GeneratedCerts {
+    /// Private keys never reach logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GeneratedCerts")
+            .field("ca_cert_pem", &self.ca_cert_pem)
+            .field("cert_pem", &self.cert_pem)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Generates a CA and a serving certificate for `dns_names` (the first is also the common name), valid from
+/// `now - BACKDATE`.
+pub fn generate(dns_names: &[String], now: SystemTime) -> Result<GeneratedCerts, CertsError> {
+    let first = dns_names.first().ok_or(CertsError::NoDnsNames)?;
+    let not_before = at(now.checked_sub(BACKDATE))?;
+
+    let mut ca_params = CertificateParams::default();
+    ca_params.distinguished_name = DistinguishedName::new();
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, CA_COMMON_NAME);
+    ca_params
+        .distinguished_name
+        .push(DnType::OrganizationName, CA_ORGANIZATION);
+    // Path length 0: this CA signs serving certificates only, never another CA.
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    ca_params.not_before = not_before;
+    ca_params.not_after = at(now.checked_add(CA_VALIDITY))?;
+    let ca_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+    let ca_cert = ca_params.self_signed(&ca_key)?;
+
+    let mut params = CertificateParams::new(dns_names.to_vec())?;
+    params.distinguished_name = DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, first.as_str());
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.use_authority_key_identifier_extension = true;
+    params.not_before = not_before;
+    params.not_after = at(now.checked_add(SERVING_VALIDITY))?;
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+    let cert = params.signed_by(&key, &ca_cert, &ca_key)?;
+
+    Ok(GeneratedCerts {
+        ca_cert_pem: ca_cert.pem(),
+        ca_key_pem: ca_key.serialize_pem(),
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
+}
+
+fn at(time: Option<SystemTime>) -> Result<OffsetDateTime, CertsError> {
+    time.map(OffsetDateTime::from).ok_or(CertsError::Clock)
+}
+
+/// Generates certificates for `dns` and writes `ca.crt`, `tls.crt` and `tls.key` (mode 0600 on Unix) into
+/// `out`, creating it if needed. Returns the base64 CA PEM, ready for a webhook's `clientConfig.caBundle`.
+pub fn write_dev_certs(out: &Path, dns: &[String]) -> Result<String, CertsError> {
+    let certs = generate(dns, SystemTime::now())?;
+    fs::create_dir_all(out).map_err(|source| CertsError::Io {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    write_file(&out.join("ca.crt"), &certs.ca_cert_pem, false)?;
+    write_file(&out.join("tls.crt"), &certs.cert_pem, false)?;
+    write_file(&out.join("tls.key"), &certs.key_pem, true)?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(&certs.ca_cert_pem))
+}
+
+fn write_file(path: &Path, contents: &str, secret: bool) -> Result<(), CertsError> {
+    let io_err = |source| CertsError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let mode = if secret { 0o600 } else { 0o644 };
+        options.mode(mode);
+        let mut file = options.open(path).map_err(io_err)?;
+        // `mode` only applies to new files; an existing key file must be tightened too.
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(io_err)?;
+        file.write_all(contents.as_bytes()).map_err(io_err)?;
+        file.sync_all().map_err(io_err)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = secret;
+        let mut file = options.open(path).map_err(io_err)?;
+        file.write_all(contents.as_bytes()).map_err(io_err)?;
+        file.sync_all().map_err(io_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use x509_parser::extensions::GeneralName;
+    use x509_parser::prelude::*;
+
+    fn der(pem: &str) -> Vec<u8> {
+        let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).expect("pem");
+        pem.contents
+    }
+
+    fn epoch(t: SystemTime) -> i64 {
+        let secs = t
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .expect("after epoch");
+        i64::try_from(secs.as_secs()).expect("fits")
+    }
+
+    #[test]
+    fn serving_cert_is_signed_by_ca_with_names_usage_and_validity() {
+        let now = SystemTime::now();
+        let names = vec!["svc.ns.svc".to_owned(), "localhost".to_owned()];
+        let certs = generate(&names, now).expect("generate");
+
+        let ca_der = der(&certs.ca_cert_pem);
+        let (_, ca) = parse_x509_certificate(&ca_der).expect("ca parses");
+        let leaf_der = der(&certs.cert_pem);
+        let (_, leaf) = parse_x509_certificate(&leaf_der).expect("leaf parses");
+
+        assert!(ca.is_ca());
+        assert_eq!(ca.subject(), ca.issuer());
+        assert!(ca.subject().to_string().contains(CA_COMMON_NAME));
+        assert!(ca.subject().to_string().contains(CA_ORGANIZATION));
+        assert!(ca
+            .key_usage()
+            .expect("ku")
+            .expect("ku")
+            .value
+            .key_cert_sign());
+        assert_eq!(
+            ca.basic_constraints()
+                .expect("bc")
+                .expect("bc")
+                .value
+                .path_len_constraint,
+            Some(0)
+        );
+
+        assert!(!leaf.is_ca());
+        assert_eq!(leaf.issuer(), ca.subject());
+        assert!(leaf.subject().to_string().contains("svc.ns.svc"));
+        leaf.verify_signature(Some(ca.public_key()))
+            .expect("signed by the CA");
+        let sans: Vec<String> = leaf
+            .subject_alternative_name()
+            .expect("san")
+            .expect("san")
+            .value
+            .general_names
+            .iter()
+            .filter_map(|n| match n {
+                GeneralName::DNSName(d) => Some((*d).to_owned()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sans, names);
+        let eku = leaf.extended_key_usage().expect("eku").expect("eku").value;
+        assert!(eku.server_auth);
+        assert!(!eku.client_auth);
+
+        let start = epoch(now) - 3600;
+        for (cert, life) in [(&ca, CA_VALIDITY), (&leaf, SERVING_VALIDITY)] {
+            let nb = cert.validity().not_before.timestamp();
+            let na = cert.validity().not_after.timestamp();
+            assert!((nb - start).abs() <= 1, "not_before {nb} vs {start}");
+            let end = epoch(now) + i64::try_from(life.as_secs()).expect("fits");
+            assert!((na - end).abs() <= 1, "not_after {na} vs {end}");
+        }
+        assert!(certs.key_pem.contains("PRIVATE KEY"));
+        assert!(!format!("{certs:?}").contains("PRIVATE KEY"));
+    }
+
+    #[test]
+    fn refuses_no_dns_names_and_invalid_ones() {
+        assert!(matches!(
+            generate(&[], SystemTime::now()),
+            Err(CertsError::NoDnsNames)
+        ));
+        assert!(matches!(
+            generate(&["bad name\u{7f}é".to_owned()], SystemTime::now()),
+            Err(CertsError::Generate(_))
+        ));
+    }
+
+    #[test]
+    fn writes_files_with_private_key_mode_and_returns_ca_bundle() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("new");
+        let bundle = write_dev_certs(&out, &["a.b.svc".to_owned()]).expect("write");
+        let ca = fs::read_to_string(out.join("ca.crt")).expect("ca.crt");
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(bundle)
+            .expect("base64");
+        assert_eq!(decoded, ca.as_bytes());
+        assert!(fs::read_to_string(out.join("tls.crt"))
+            .expect("tls.crt")
+            .contains("BEGIN CERTIFICATE"));
+        assert!(fs::read_to_string(out.join("tls.key"))
+            .expect("tls.key")
+            .contains("PRIVATE KEY"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |f: &str| {
+                fs::metadata(out.join(f))
+                    .expect("meta")
+                    .permissions()
+                    .mode()
+                    & 0o777
+            };
+            assert_eq!(mode("tls.key"), 0o600);
+            assert_eq!(mode("tls.crt"), 0o644);
+            // Overwriting an existing, too-open key file tightens it.
+            fs::set_permissions(out.join("tls.key"), fs::Permissions::from_mode(0o644))
+                .expect("chmod");
+            write_dev_certs(&out, &["a.b.svc".to_owned()]).expect("rewrite");
+            assert_eq!(mode("tls.key"), 0o600);
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! Command-line definitions (clap derive).
+//!
+//! Values are kept as the strings the user typed and checked afterwards by `values`, `mutation` and `serve`,
+//! so every rule and message lives in one tested place and is identical for `serve` and `inject`.
+//! Paths are `PathBuf`, for which clap itself refuses an empty value (a usage error, exit status 2).
+//! Flags have no environment-variable fallback: upstream had none, and the environment is reserved for the
+//! documented `AZURE_*` / `PROXY_*` / `POD_NAMESPACE` variables.
+
+use std::path::PathBuf;
+
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+use crate::settings::{DEFAULT_AUDIENCE, DEFAULT_IDENTITY_BINDING_AUDIENCE};
+
+/// `azwi-webhook`: with no subcommand it behaves as `azwi-webhook serve`, so upstream-style invocations
+/// such as `azwi-webhook --log-level=info` keep working.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "azwi-webhook",
+    version,
+    about = "Mutating admission webhook that gives pods an Azure identity (Azure Workload Identity compatible)",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Serve flags given without a subcommand.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+impl Cli {
+    /// The command to run: the subcommand, or `serve` with the top-level flags when none was given.
+    pub fn into_command(self) -> Command {
+        self.command
+            .unwrap_or_else(|| Command::Serve(Box::new(self.serve)))
+    }
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Run the admission webhook (the default when no subcommand is given).
+    Serve(Box<ServeArgs>),
+    /// Apply the webhook's mutation to manifests offline and print the result.
+    Inject(InjectArgs),
+    /// Generate a CA and a serving certificate for manual or development installs.
+    Certs(CertsArgs),
+    /// Print the version and exit.
+    Version,
+}
+
+/// Flags that shape the mutation itself; shared by `serve` and `inject` so both build their `Settings`
+/// with the same code.
+#[derive(Debug, Clone, Args)]
+pub struct MutationArgs {
+    /// Token audience for workload-identity pods; empty means the default.
+    #[arg(long, value_name = "AUDIENCE", default_value = DEFAULT_AUDIENCE)]
+    pub audience: String,
+
+    /// Identity binding is switched on per pod by the annotation `azure.workload.identity/use-<SUFFIX>`.
+    /// Set this and --custom-token-endpoint-audience both to "" to turn identity binding off.
+    #[arg(long, value_name = "SUFFIX", default_value = "identity-binding")]
+    pub custom_token_endpoint_annotation_suffix: String,
+
+    /// Token audience for identity-binding pods; must differ from --audience.
+    #[arg(long, value_name = "AUDIENCE", default_value = DEFAULT_IDENTITY_BINDING_AUDIENCE)]
+    pub custom_token_endpoint_audience: String,
+
+    /// Log verbosity: info, debug, trace or all (unset: warnings and errors). Also passed to the proxy
+    /// sidecar.
+    #[arg(
+        long,
+        value_name = "LEVEL",
+        default_value = "",
+        hide_default_value = true
+    )]
+    pub log_level: String,
+}
+
+/// Flags of `serve` (also accepted without a subcommand).
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// TLS admission listener (`:PORT` listens on every interface).
+    #[arg(long, value_name = "ADDR", default_value = ":9443")]
+    pub webhook_addr: String,
+
+    /// Directory holding tls.crt and tls.key (and ca.crt when self-managed); reloaded when they change.
+    #[arg(long, value_name = "DIR", default_value = "/certs")]
+    pub webhook_cert_dir: PathBuf,
+
+    /// Do not manage the serving certificates; they must be provided in --webhook-cert-dir.
+    /// Accepts `--disable-cert-rotation` or `--disable-cert-rotation=true|false`.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true",
+        value_parser = BoolishValueParser::new(),
+        action = ArgAction::Set
+    )]
+    pub disable_cert_rotation: bool,
+
+    /// Minimum TLS version: 1.2 or 1.3.
+    #[arg(long, value_name = "VERSION", default_value = "1.3")]
+    pub tls_min_version: String,
+
+    /// Require client certificates signed by this CA (PEM) on the admission listener.
+    #[arg(long, value_name = "FILE")]
+    pub client_ca_file: Option<PathBuf>,
+
+    /// Plain-HTTP listener for /healthz and /readyz.
+    #[arg(long, value_name = "ADDR", default_value = ":9440")]
+    pub health_addr: String,
+
+    /// Plain-HTTP listener for /metrics.
+    #[arg(long, value_name = "ADDR", default_value = ":8095")]
+    pub metrics_addr: String,
+
+    /// Metrics backend; only prometheus is supported.
+    #[arg(long, value_name = "BACKEND", default_value = "prometheus")]
+    pub metrics_backend: String,
+
+    /// After SIGTERM, keep serving this long (with readiness failing) before draining, e.g. 5s, 500ms, 1m.
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub shutdown_delay: String,
+
+    /// Identity-binding RBAC check: deny (reject unauthorised pods), warn (admit with a warning) or off.
+    #[arg(long, value_name = "MODE", default_value = "deny")]
+    pub rbac_check: String,
+
+    #[command(flatten)]
+    pub mutation: MutationArgs,
+}
+
+/// Flags of `inject`.
+#[derive(Debug, Clone, Args)]
+pub struct InjectArgs {
+    /// Manifest to read (YAML or JSON, may hold several documents); `-` reads standard input. Repeatable.
+    #[arg(short = 'f', long = "filename", value_name = "FILE", required = true)]
+    pub filenames: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub mutation: MutationArgs,
+}
+
+/// One input of `inject`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Stdin,
+    File(PathBuf),
+}
+
+impl InjectArgs {
+    /// The inputs in command-line order, with `-` meaning standard input.
+    pub fn inputs(&self) -> Vec<Input> {
+        self.filenames
+            .iter()
+            .map(|f| {
+                if f.as_os_str() == "-" {
+                    Input::Stdin
+                } else {
+                    Input::File(f.clone())
+                }
+            })
+            .collect()
+    }
+}
+
+/// Flags of `certs`.
+#[derive(Debug, Clone, Args)]
+pub struct CertsArgs {
+    /// Directory to write ca.crt, tls.crt and tls.key into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// DNS name for the serving certificate. Repeatable. Default:
+    /// azure-wi-webhook-webhook-service.<POD_NAMESPACE>.svc
+    #[arg(long = "dns-name", value_name = "NAME")]
+    pub dns_names: Vec<String>,
+}

@@ -1,0 +1,101 @@
+//! Turns `serve` flags and the environment into [`ServeConfig`] (listeners, TLS, shutdown, RBAC mode) plus
+//! the mutation [`Settings`], and the `certs` flags into DNS names.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::cli::{CertsArgs, ServeArgs};
+use super::env::{pod_namespace, EnvSource};
+use super::error::ConfigError;
+use super::mutation::build_settings;
+use super::names::{dns_label, dns_subdomain};
+use super::values::{self, LogLevel, MetricsBackend, RbacCheck, TlsMinVersion};
+use crate::settings::Settings;
+
+/// Name of the webhook's Service in the shipped manifests; the serving certificate is issued for it.
+pub const SERVICE_NAME: &str = "azure-wi-webhook-webhook-service";
+
+/// Everything `serve` needs besides the mutation [`Settings`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServeConfig {
+    /// TLS admission listener; `[::]` when given as `:PORT` (see `values::ipv4_fallback`).
+    pub webhook_addr: SocketAddr,
+    pub webhook_cert_dir: PathBuf,
+    pub disable_cert_rotation: bool,
+    pub tls_min_version: TlsMinVersion,
+    /// When set, clients (the API server) must present a certificate signed by this CA.
+    pub client_ca_file: Option<PathBuf>,
+    pub health_addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    pub metrics_backend: MetricsBackend,
+    pub log_level: LogLevel,
+    pub shutdown_delay: Duration,
+    pub rbac_check: RbacCheck,
+    /// `POD_NAMESPACE`: where the certificate Secret lives, and part of the service DNS name.
+    pub pod_namespace: String,
+}
+
+/// Validates everything `serve` reads. The first problem found is returned; print it and exit with
+/// [`super::EXIT_CODE`].
+pub fn load_serve(
+    args: &ServeArgs,
+    env: &dyn EnvSource,
+) -> Result<(ServeConfig, Settings), ConfigError> {
+    let settings = build_settings(&args.mutation, env)?;
+    let pod_namespace = checked_pod_namespace(env)?;
+    let config = ServeConfig {
+        webhook_addr: values::listen_addr("--webhook-addr", &args.webhook_addr)?,
+        webhook_cert_dir: args.webhook_cert_dir.clone(),
+        disable_cert_rotation: args.disable_cert_rotation,
+        tls_min_version: values::tls_min_version(&args.tls_min_version)?,
+        client_ca_file: args.client_ca_file.clone(),
+        health_addr: values::listen_addr("--health-addr", &args.health_addr)?,
+        metrics_addr: values::listen_addr("--metrics-addr", &args.metrics_addr)?,
+        metrics_backend: values::metrics_backend(&args.metrics_backend)?,
+        log_level: values::log_level(&args.mutation.log_level)?,
+        shutdown_delay: values::duration("--shutdown-delay", &args.shutdown_delay)?,
+        rbac_check: values::rbac_check(&args.rbac_check)?,
+        pod_namespace,
+    };
+    require_cert_rotation_disabled(&config)?;
+    Ok((config, settings))
+}
+
+/// Self-managed rotation (DESIGN §2 `certs`) is not built yet, so `serve` must be told to use provided
+/// certificates. Delete this check, and its call in [`load_serve`], once rotation exists.
+pub fn require_cert_rotation_disabled(config: &ServeConfig) -> Result<(), ConfigError> {
+    if config.disable_cert_rotation {
+        Ok(())
+    } else {
+        Err(ConfigError::CertRotationUnavailable)
+    }
+}
+
+fn checked_pod_namespace(env: &dyn EnvSource) -> Result<String, ConfigError> {
+    let namespace = pod_namespace(env);
+    dns_label(&namespace).map_err(|reason| ConfigError::PodNamespace {
+        value: namespace.clone(),
+        reason,
+    })?;
+    Ok(namespace)
+}
+
+impl CertsArgs {
+    /// The `--dns-name` values, or the in-cluster service name for `POD_NAMESPACE` when none is given.
+    pub fn dns_names(&self, env: &dyn EnvSource) -> Result<Vec<String>, ConfigError> {
+        if self.dns_names.is_empty() {
+            let namespace = checked_pod_namespace(env)?;
+            return Ok(vec![format!("{SERVICE_NAME}.{namespace}.svc")]);
+        }
+        for name in &self.dns_names {
+            // A leading `*.` wildcard is a valid certificate name.
+            let host = name.strip_prefix("*.").unwrap_or(name);
+            dns_subdomain(host).map_err(|reason| ConfigError::DnsName {
+                value: name.clone(),
+                reason,
+            })?;
+        }
+        Ok(self.dns_names.clone())
+    }
+}

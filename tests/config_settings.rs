@@ -1,0 +1,423 @@
+//! Validation of flags and environment into `Settings` and `ServeConfig`: every rule, every error message.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use azwi_webhook::config::{
+    build_settings, load_serve, Cli, Command, ConfigError, LogLevel, MetricsBackend, RbacCheck,
+    ServeArgs, ServeConfig, TlsMinVersion, DEFAULT_PROXY_IMAGE, DEFAULT_PROXY_INIT_IMAGE,
+};
+use azwi_webhook::settings::{ClusterCa, IdentityBinding, ProxySettings, Settings};
+use clap::Parser;
+use serde_json::json;
+
+type Env = BTreeMap<&'static str, String>;
+
+/// `serve` args parsed from `flags`, exactly as given.
+fn serve_args(flags: &[&str]) -> ServeArgs {
+    let mut argv = vec!["azwi-webhook", "serve"];
+    argv.extend_from_slice(flags);
+    match Cli::try_parse_from(argv).map(Cli::into_command) {
+        Ok(Command::Serve(args)) => *args,
+        other => panic!("{flags:?}: {other:?}"),
+    }
+}
+
+fn env(pairs: &[(&'static str, &str)]) -> Env {
+    let mut env: Env = [("AZURE_TENANT_ID", "tenant".to_owned())].into();
+    for (k, v) in pairs {
+        env.insert(k, (*v).to_owned());
+    }
+    env
+}
+
+/// Loads with `--disable-cert-rotation` prepended (required until self-managed rotation exists).
+fn load(flags: &[&str], env: &Env) -> Result<(ServeConfig, Settings), ConfigError> {
+    let mut all = vec!["--disable-cert-rotation"];
+    all.extend_from_slice(flags);
+    load_serve(&serve_args(&all), env)
+}
+
+fn settings(flags: &[&str], pairs: &[(&'static str, &str)]) -> Settings {
+    match load(flags, &env(pairs)) {
+        Ok((_, s)) => s,
+        Err(e) => panic!("{flags:?} {pairs:?}: {e}"),
+    }
+}
+
+fn ca_pem() -> String {
+    let certs = azwi_webhook::certs::generate(&["x.svc".to_owned()], SystemTime::now());
+    certs.expect("generate").ca_cert_pem
+}
+
+#[test]
+fn defaults_give_documented_settings_and_serve_config() {
+    let (serve, settings) = load(&[], &env(&[])).expect("defaults are valid");
+    assert_eq!(
+        settings,
+        Settings {
+            audience: "api://AzureADTokenExchange".into(),
+            tenant_id: "tenant".into(),
+            authority_host: "https://login.microsoftonline.com/".into(),
+            identity_binding: Some(IdentityBinding {
+                switch_key: "azure.workload.identity/use-identity-binding".into(),
+                audience: "api://AKSIdentityBinding".into(),
+                token_proxy: String::new(),
+                sni_name: String::new(),
+                ca: ClusterCa::None,
+            }),
+            proxy: ProxySettings {
+                image: DEFAULT_PROXY_IMAGE.into(),
+                init_image: DEFAULT_PROXY_INIT_IMAGE.into(),
+                log_level: String::new(),
+            },
+        }
+    );
+    let any = |port| SocketAddr::from(([0u16; 8], port));
+    assert_eq!(
+        serve,
+        ServeConfig {
+            webhook_addr: any(9443),
+            webhook_cert_dir: PathBuf::from("/certs"),
+            disable_cert_rotation: true,
+            tls_min_version: TlsMinVersion::Tls13,
+            client_ca_file: None,
+            health_addr: any(9440),
+            metrics_addr: any(8095),
+            metrics_backend: MetricsBackend::Prometheus,
+            log_level: LogLevel::Unset,
+            shutdown_delay: Duration::from_secs(5),
+            rbac_check: RbacCheck::Deny,
+            pod_namespace: "azure-workload-identity-system".into(),
+        }
+    );
+}
+
+#[test]
+fn serve_flags_are_parsed_into_typed_values() {
+    let (serve, settings) = load(
+        &[
+            "--webhook-addr=127.0.0.1:8443",
+            "--health-addr=[::1]:1",
+            "--metrics-addr=0.0.0.0:2",
+            "--webhook-cert-dir=/c",
+            "--tls-min-version=1.2",
+            "--client-ca-file=/ca.pem",
+            "--metrics-backend=PROMETHEUS",
+            "--log-level=debug",
+            "--shutdown-delay=1m30s",
+            "--rbac-check=off",
+        ],
+        &env(&[("POD_NAMESPACE", "wi")]),
+    )
+    .expect("valid");
+    assert_eq!(serve.webhook_addr.to_string(), "127.0.0.1:8443");
+    assert_eq!(serve.health_addr.to_string(), "[::1]:1");
+    assert_eq!(serve.metrics_addr.to_string(), "0.0.0.0:2");
+    assert_eq!(serve.webhook_cert_dir, PathBuf::from("/c"));
+    assert_eq!(serve.tls_min_version, TlsMinVersion::Tls12);
+    assert_eq!(serve.client_ca_file, Some(PathBuf::from("/ca.pem")));
+    assert_eq!(serve.log_level, LogLevel::Debug);
+    assert_eq!(settings.proxy.log_level, "debug");
+    assert_eq!(serve.shutdown_delay, Duration::from_secs(90));
+    assert_eq!(serve.rbac_check, RbacCheck::Off);
+    assert_eq!(serve.pod_namespace, "wi");
+}
+
+#[test]
+fn mutation_flags_shape_audiences_and_identity_binding() {
+    assert_eq!(
+        settings(&["--audience="], &[]).audience,
+        "api://AzureADTokenExchange"
+    );
+    assert_eq!(
+        settings(&["--audience=api://mine"], &[]).audience,
+        "api://mine"
+    );
+    let off = settings(
+        &[
+            "--custom-token-endpoint-annotation-suffix=",
+            "--custom-token-endpoint-audience=",
+        ],
+        &[],
+    );
+    assert_eq!(off.identity_binding, None);
+    let custom = settings(
+        &[
+            "--custom-token-endpoint-annotation-suffix=My-Binding",
+            "--custom-token-endpoint-audience=api://ib",
+        ],
+        &[],
+    );
+    let ib = custom.identity_binding.expect("on");
+    // The key keeps its case: annotation lookups are case-sensitive.
+    assert_eq!(ib.switch_key, "azure.workload.identity/use-My-Binding");
+    assert_eq!(ib.audience, "api://ib");
+    let longest = "a".repeat(59);
+    let flag = format!("--custom-token-endpoint-annotation-suffix={longest}");
+    assert!(settings(&[&flag], &[]).identity_binding.is_some());
+}
+
+#[test]
+fn environment_fills_settings() {
+    let ib = |pairs: &[(&'static str, &str)]| {
+        settings(&[], pairs)
+            .identity_binding
+            .expect("identity binding on")
+    };
+    let host = |cloud: &str| settings(&[], &[("AZURE_ENVIRONMENT", cloud)]).authority_host;
+    assert_eq!(host("AzureChinaCloud"), "https://login.chinacloudapi.cn/");
+    assert_eq!(
+        host("azureusgovernment"),
+        "https://login.microsoftonline.us/"
+    );
+    assert_eq!(host(""), "https://login.microsoftonline.com/");
+
+    let proxy = settings(&[], &[("PROXY_IMAGE", "p:1"), ("PROXY_INIT_IMAGE", "i:1")]).proxy;
+    assert_eq!(
+        (proxy.image.as_str(), proxy.init_image.as_str()),
+        ("p:1", "i:1")
+    );
+    let proxy = settings(&[], &[("PROXY_IMAGE", ""), ("PROXY_INIT_IMAGE", "")]).proxy;
+    assert_eq!(proxy.image, DEFAULT_PROXY_IMAGE);
+    assert_eq!(proxy.init_image, DEFAULT_PROXY_INIT_IMAGE);
+
+    let proxy_cases: [(&[(&'static str, &str)], &str); 4] = [
+        (
+            &[("AZURE_KUBERNETES_TOKEN_PROXY", "https://p")],
+            "https://p",
+        ),
+        (
+            &[("AZURE_KUBERNETES_TOKEN_ENDPOINT", "https://e")],
+            "https://e",
+        ),
+        (
+            &[
+                ("AZURE_KUBERNETES_TOKEN_PROXY", "https://p"),
+                ("AZURE_KUBERNETES_TOKEN_ENDPOINT", "https://e"),
+            ],
+            "https://p",
+        ),
+        (
+            &[
+                ("AZURE_KUBERNETES_TOKEN_PROXY", ""),
+                ("AZURE_KUBERNETES_TOKEN_ENDPOINT", "https://e"),
+            ],
+            "https://e",
+        ),
+    ];
+    for (pairs, want) in proxy_cases {
+        assert_eq!(ib(pairs).token_proxy, want, "{pairs:?}");
+    }
+    assert_eq!(ib(&[("AZURE_KUBERNETES_SNI_NAME", "sni")]).sni_name, "sni");
+
+    let pem = ca_pem();
+    let two = format!("{pem}{pem}");
+    assert_eq!(
+        ib(&[("AZURE_KUBERNETES_CA_DATA", &pem)]).ca,
+        ClusterCa::Data(pem.clone())
+    );
+    assert_eq!(
+        ib(&[("AZURE_KUBERNETES_CA_DATA", &two)]).ca,
+        ClusterCa::Data(two.clone())
+    );
+    assert_eq!(
+        ib(&[("AZURE_KUBERNETES_CA_CONFIGMAP_NAME", "kube-root-ca.crt")]).ca,
+        ClusterCa::ConfigMap("kube-root-ca.crt".into())
+    );
+    let ctb = |selector: Option<&str>| {
+        let mut pairs = vec![("AZURE_KUBERNETES_CA_CTB_SIGNER_NAME", "example.com/s")];
+        pairs.extend(selector.map(|s| ("AZURE_KUBERNETES_CA_CTB_LABEL_SELECTOR", s)));
+        ib(&pairs).ca
+    };
+    let want = |selector| ClusterCa::ClusterTrustBundle {
+        signer_name: "example.com/s".into(),
+        label_selector: selector,
+    };
+    assert_eq!(ctb(None), want(json!({})));
+    assert_eq!(ctb(Some(" \n")), want(json!({})));
+    assert_eq!(
+        ctb(Some(r#"{"matchlabels":{"a":"b"}}"#)),
+        want(json!({"matchLabels":{"a":"b"}}))
+    );
+    // Empty values count as unset, so an empty CA source does not conflict with a set one.
+    assert_eq!(
+        ib(&[
+            ("AZURE_KUBERNETES_CA_DATA", ""),
+            ("AZURE_KUBERNETES_CA_CONFIGMAP_NAME", "cm")
+        ])
+        .ca,
+        ClusterCa::ConfigMap("cm".into())
+    );
+}
+
+#[test]
+fn config_prefixed_variables_are_ignored() {
+    let mut e = env(&[("CONFIG_AZURE_TENANT_ID", "other")]);
+    assert_eq!(
+        build_settings(&serve_args(&[]).mutation, &e).map(|s| s.tenant_id),
+        Ok("tenant".into())
+    );
+    e.remove("AZURE_TENANT_ID");
+    assert_eq!(
+        build_settings(&serve_args(&[]).mutation, &e),
+        Err(ConfigError::TenantIdMissing)
+    );
+}
+
+#[test]
+fn inject_builds_the_same_settings_as_serve() {
+    let argv = [
+        "azwi-webhook",
+        "inject",
+        "-f",
+        "-",
+        "--audience=api://a",
+        "--log-level=info",
+    ];
+    let Ok(Command::Inject(inject)) = Cli::try_parse_from(argv).map(Cli::into_command) else {
+        panic!("inject");
+    };
+    let e = env(&[("AZURE_ENVIRONMENT", "AzureChinaCloud")]);
+    let from_inject = build_settings(&inject.mutation, &e);
+    let from_serve = load(&["--audience=api://a", "--log-level=info"], &e).map(|(_, s)| s);
+    assert_eq!(from_inject, from_serve);
+}
+
+/// Each case: flags, env, substrings the one-line message must contain (the first names the culprit).
+#[test]
+fn every_error_names_its_flag_or_variable() {
+    let pem = ca_pem();
+    let key_and_cert =
+        format!("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n{pem}");
+    let junk_cert = "-----BEGIN CERTIFICATE-----\naGVsbG8=\n-----END CERTIFICATE-----\n";
+    let long_suffix = format!(
+        "--custom-token-endpoint-annotation-suffix={}",
+        "a".repeat(60)
+    );
+    type Case<'a> = (Vec<&'a str>, Vec<(&'static str, &'a str)>, Vec<&'a str>);
+    let cases: Vec<Case> = vec![
+        (vec![], vec![("AZURE_TENANT_ID", "")], vec!["AZURE_TENANT_ID", "unset or empty"]),
+        (vec![], vec![("AZURE_ENVIRONMENT", "AzureGermanCloud")], vec!["AZURE_ENVIRONMENT", "retired", "AzurePublicCloud"]),
+        (vec![], vec![("AZURE_ENVIRONMENT", "AzureStackCloud")], vec!["AZURE_ENVIRONMENT", "AzureChinaCloud"]),
+        (vec![], vec![("AZURE_ENVIRONMENT", "moon")], vec!["AZURE_ENVIRONMENT \"moon\" is not supported"]),
+        (vec![], vec![("AZURE_KUBERNETES_CA_DATA", "not pem")], vec!["AZURE_KUBERNETES_CA_DATA", "no \"-----BEGIN CERTIFICATE-----\""]),
+        (vec![], vec![("AZURE_KUBERNETES_CA_DATA", &key_and_cert)], vec!["AZURE_KUBERNETES_CA_DATA", "private key"]),
+        (vec![], vec![("AZURE_KUBERNETES_CA_DATA", junk_cert)], vec!["AZURE_KUBERNETES_CA_DATA", "does not parse"]),
+        (vec![], vec![("AZURE_KUBERNETES_CA_DATA", &pem), ("AZURE_KUBERNETES_CA_CONFIGMAP_NAME", "cm")], vec!["only one of", "AZURE_KUBERNETES_CA_DATA and AZURE_KUBERNETES_CA_CONFIGMAP_NAME are set"]),
+        (vec![], vec![("AZURE_KUBERNETES_CA_CONFIGMAP_NAME", "cm"), ("AZURE_KUBERNETES_CA_CTB_SIGNER_NAME", "a.io/s")], vec!["only one of", "AZURE_KUBERNETES_CA_CONFIGMAP_NAME and AZURE_KUBERNETES_CA_CTB_SIGNER_NAME are set"]),
+        (vec![], vec![("AZURE_KUBERNETES_CA_CONFIGMAP_NAME", "Bad_Name")], vec!["AZURE_KUBERNETES_CA_CONFIGMAP_NAME \"Bad_Name\"", "lower-case"]),
+        (vec![], vec![("AZURE_KUBERNETES_CA_CTB_SIGNER_NAME", "signer")], vec!["AZURE_KUBERNETES_CA_CTB_SIGNER_NAME", "no '/'"]),
+        (vec![], vec![("AZURE_KUBERNETES_CA_CTB_SIGNER_NAME", "Example.com/s")], vec!["AZURE_KUBERNETES_CA_CTB_SIGNER_NAME", "domain"]),
+        (vec![], vec![("AZURE_KUBERNETES_CA_CTB_SIGNER_NAME", "example.com/")], vec!["AZURE_KUBERNETES_CA_CTB_SIGNER_NAME", "path"]),
+        (vec![], vec![("AZURE_KUBERNETES_CA_CTB_LABEL_SELECTOR", "{}")], vec!["AZURE_KUBERNETES_CA_CTB_LABEL_SELECTOR is set but AZURE_KUBERNETES_CA_CTB_SIGNER_NAME is not"]),
+        (vec![], vec![("AZURE_KUBERNETES_CA_CTB_SIGNER_NAME", "a.io/s"), ("AZURE_KUBERNETES_CA_CTB_LABEL_SELECTOR", "{")], vec!["AZURE_KUBERNETES_CA_CTB_LABEL_SELECTOR", "invalid JSON"]),
+        (vec![], vec![("AZURE_KUBERNETES_CA_CTB_SIGNER_NAME", "a.io/s"), ("AZURE_KUBERNETES_CA_CTB_LABEL_SELECTOR", r#"{"matchExpressions":[{"key":"k","operator":"In"}]}"#)], vec!["AZURE_KUBERNETES_CA_CTB_LABEL_SELECTOR", "In needs values"]),
+        (vec![], vec![("POD_NAMESPACE", "Bad")], vec!["POD_NAMESPACE \"Bad\""]),
+        (vec!["--custom-token-endpoint-annotation-suffix="], vec![], vec!["--custom-token-endpoint-annotation-suffix is empty but --custom-token-endpoint-audience is set"]),
+        (vec!["--custom-token-endpoint-audience="], vec![], vec!["--custom-token-endpoint-audience is empty but --custom-token-endpoint-annotation-suffix is set"]),
+        (vec!["--custom-token-endpoint-annotation-suffix=a/b"], vec![], vec!["--custom-token-endpoint-annotation-suffix", "azure.workload.identity/use-a/b", "'/'"]),
+        (vec![long_suffix.as_str()], vec![], vec!["--custom-token-endpoint-annotation-suffix", "at most 63"]),
+        (vec!["--custom-token-endpoint-annotation-suffix=ib-"], vec![], vec!["--custom-token-endpoint-annotation-suffix", "start and end"]),
+        (vec!["--custom-token-endpoint-annotation-suffix=i b"], vec![], vec!["--custom-token-endpoint-annotation-suffix", "letters, digits"]),
+        (vec!["--custom-token-endpoint-audience=API://azureadtokenexchange"], vec![], vec!["--custom-token-endpoint-audience", "default audience"]),
+        (vec!["--audience=api://same", "--custom-token-endpoint-audience=api://SAME"], vec![], vec!["--custom-token-endpoint-audience", "--audience \"api://same\""]),
+        (vec!["--tls-min-version=1.0"], vec![], vec!["--tls-min-version 1.0 is refused"]),
+        (vec!["--tls-min-version=1.1"], vec![], vec!["--tls-min-version 1.1 is refused"]),
+        (vec!["--tls-min-version=1.4"], vec![], vec!["--tls-min-version \"1.4\"", "1.2, 1.3"]),
+        (vec!["--metrics-backend=otlp"], vec![], vec!["--metrics-backend \"otlp\"", "prometheus"]),
+        (vec!["--log-level=warn"], vec![], vec!["--log-level \"warn\"", "info, debug, trace, all"]),
+        (vec!["--rbac-check=yes"], vec![], vec!["--rbac-check \"yes\"", "deny, warn, off"]),
+        (vec!["--webhook-addr=9443"], vec![], vec!["--webhook-addr \"9443\"", "missing port"]),
+        (vec!["--health-addr=:x"], vec![], vec!["--health-addr \":x\"", "port"]),
+        (vec!["--metrics-addr=::1:80"], vec![], vec!["--metrics-addr", "brackets"]),
+        (vec!["--shutdown-delay=5"], vec![], vec!["--shutdown-delay \"5\"", "unit"]),
+    ];
+    for (flags, pairs, wants) in cases {
+        let err = match load(&flags, &env(&pairs)) {
+            Ok(_) => panic!("{flags:?} {pairs:?} should fail"),
+            Err(e) => e.to_string(),
+        };
+        assert!(!err.contains('\n'), "one line: {err}");
+        for want in &wants {
+            assert!(
+                err.contains(want),
+                "{flags:?} {pairs:?}: {err:?} lacks {want:?}"
+            );
+        }
+        assert!(
+            err.find(wants[0]).is_some_and(|i| i < 20),
+            "culprit first: {err}"
+        );
+    }
+}
+
+#[test]
+fn tenant_id_unset_is_an_error() {
+    let mut e = env(&[]);
+    e.remove("AZURE_TENANT_ID");
+    assert_eq!(load(&[], &e).err(), Some(ConfigError::TenantIdMissing));
+}
+
+#[test]
+fn serve_needs_disable_cert_rotation_for_now() {
+    let err = load_serve(&serve_args(&[]), &env(&[])).err();
+    assert_eq!(err, Some(ConfigError::CertRotationUnavailable));
+    let msg = err.map(|e| e.to_string()).unwrap_or_default();
+    assert!(msg.contains("--disable-cert-rotation") && msg.contains("--webhook-cert-dir"));
+    let explicit_false = load_serve(&serve_args(&["--disable-cert-rotation=false"]), &env(&[]));
+    assert_eq!(
+        explicit_false.err(),
+        Some(ConfigError::CertRotationUnavailable)
+    );
+}
+
+#[test]
+fn config_errors_exit_with_status_2() {
+    assert_eq!(ConfigError::TenantIdMissing.exit_code(), 2);
+}
+
+#[test]
+fn certs_dns_names_default_to_the_service_in_pod_namespace() {
+    let certs = |argv: &[&str]| match Cli::try_parse_from(argv).map(Cli::into_command) {
+        Ok(Command::Certs(c)) => c,
+        other => panic!("{other:?}"),
+    };
+    let defaults = certs(&["azwi-webhook", "certs", "--out", "o"]);
+    assert_eq!(
+        defaults.dns_names(&env(&[])),
+        Ok(vec![
+            "azure-wi-webhook-webhook-service.azure-workload-identity-system.svc".to_owned()
+        ])
+    );
+    assert_eq!(
+        defaults.dns_names(&env(&[("POD_NAMESPACE", "wi")])),
+        Ok(vec!["azure-wi-webhook-webhook-service.wi.svc".to_owned()])
+    );
+    assert!(defaults
+        .dns_names(&env(&[("POD_NAMESPACE", "W I")]))
+        .is_err());
+    let given = certs(&[
+        "azwi-webhook",
+        "certs",
+        "--out",
+        "o",
+        "--dns-name",
+        "a.b",
+        "--dns-name",
+        "*.c.d",
+    ]);
+    assert_eq!(
+        given.dns_names(&env(&[])),
+        Ok(vec!["a.b".to_owned(), "*.c.d".to_owned()])
+    );
+    let bad = certs(&["azwi-webhook", "certs", "--out", "o", "--dns-name", "A_B"]);
+    let msg = bad
+        .dns_names(&env(&[]))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(msg.starts_with("--dns-name \"A_B\""), "{msg}");
+}
