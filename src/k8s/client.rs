@@ -77,7 +77,10 @@ pub async fn infer_client(options: &ClientOptions) -> Result<Client, ClientError
 }
 
 /// Builds a client from an explicit configuration (tests point it at a fake API server).
-pub fn client_from_config(mut config: Config, options: &ClientOptions) -> Result<Client, ClientError> {
+pub fn client_from_config(
+    mut config: Config,
+    options: &ClientOptions,
+) -> Result<Client, ClientError> {
     apply_options(&mut config, options);
     // kube's rustls setup uses the process-wide crypto provider; make sure one exists so building a
     // client never panics even if `main` has not installed it yet. An error only means one is installed.
@@ -95,13 +98,10 @@ pub fn apply_options(config: &mut Config, options: &ClientOptions) {
     config.reset_reader_on_write = options.read_timeout.is_some();
     // Retrying inside the client would silently eat the admission budget; callers decide instead.
     config.default_retry = false;
+    config.headers.retain(|(name, _)| name != HTTP_USER_AGENT);
     config
         .headers
-        .retain(|(name, _)| name != HTTP_USER_AGENT);
-    config.headers.push((
-        HTTP_USER_AGENT,
-        HeaderValue::from_static(USER_AGENT),
-    ));
+        .push((HTTP_USER_AGENT, HeaderValue::from_static(USER_AGENT)));
 }
 
 #[cfg(test)]
@@ -129,10 +129,9 @@ mod tests {
     #[test]
     fn user_agent_replaces_any_configured_one() {
         let mut config = Config::new("https://127.0.0.1:6443".parse().expect("valid uri"));
-        config.headers.push((
-            HTTP_USER_AGENT,
-            HeaderValue::from_static("other"),
-        ));
+        config
+            .headers
+            .push((HTTP_USER_AGENT, HeaderValue::from_static("other")));
         apply_options(&mut config, &ClientOptions::default());
         let agents: Vec<_> = config
             .headers

@@ -45,7 +45,11 @@ impl LiveServiceAccounts {
     }
 
     /// One GET of `namespace/name` with the `PartialObjectMetadata` Accept header.
-    pub async fn fetch(&self, namespace: &str, name: &str) -> Result<ServiceAccountMeta, LookupError> {
+    pub async fn fetch(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<ServiceAccountMeta, LookupError> {
         let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), namespace);
         let unavailable = |reason: String| LookupError::Unavailable {
             namespace: namespace.to_owned(),
@@ -78,7 +82,11 @@ impl ServiceAccounts for LiveServiceAccounts {
 }
 
 /// Keeps only what the webhook reads from a service account's metadata (shared with the cache).
-pub fn service_account_meta(namespace: &str, name: &str, metadata: ObjectMeta) -> ServiceAccountMeta {
+pub fn service_account_meta(
+    namespace: &str,
+    name: &str,
+    metadata: ObjectMeta,
+) -> ServiceAccountMeta {
     ServiceAccountMeta {
         namespace: metadata.namespace.unwrap_or_else(|| namespace.to_owned()),
         name: metadata.name.unwrap_or_else(|| name.to_owned()),
@@ -153,7 +161,11 @@ mod tests {
 
     #[test]
     fn long_reasons_are_cut() {
-        let error = kube::Error::Api(Status::failure(&"é".repeat(500), "X").with_code(500).boxed());
+        let error = kube::Error::Api(
+            Status::failure(&"é".repeat(500), "X")
+                .with_code(500)
+                .boxed(),
+        );
         let reason = short_reason(&error);
         assert!(reason.len() <= MAX_REASON_LEN + '…'.len_utf8());
         assert!(reason.ends_with('…'));
