@@ -103,7 +103,7 @@ async fn server_error_is_unavailable_with_a_short_reason() {
 async fn service_unavailable_is_reported_without_client_retries() {
     let fake = FakeApiServer::start().await;
     fake.add_service_account("apps", "workload", &[]);
-    fake.set_outage(Outage::Unavailable);
+    fake.set_outage(Outage::Unavailable).await;
 
     let reason = unavailable_reason(live(&fake).get("apps", "workload").await);
 
@@ -114,7 +114,7 @@ async fn service_unavailable_is_reported_without_client_retries() {
 #[tokio::test]
 async fn closed_port_is_unavailable_without_hanging() {
     let fake = FakeApiServer::start().await;
-    fake.set_outage(Outage::Refuse);
+    fake.set_outage(Outage::Refuse).await;
     let started = Instant::now();
 
     let result = tokio::time::timeout(Duration::from_secs(5), live(&fake).get("apps", "workload"))
@@ -134,9 +134,9 @@ async fn lookups_work_again_after_an_outage_ends() {
     let live = live(&fake);
     live.get("apps", "workload").await.expect("before outage");
 
-    fake.set_outage(Outage::Refuse);
+    fake.set_outage(Outage::Refuse).await;
     unavailable_reason(live.get("apps", "workload").await);
-    fake.end_outage();
+    fake.end_outage().await;
 
     let sa = live.get("apps", "workload").await.expect("after outage");
     assert_eq!(

@@ -28,7 +28,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 
 /// The endpoints the fake distinguishes, for counters and fault targeting.
@@ -281,15 +281,21 @@ pub struct FakeApiServer {
     tls: Option<Arc<rustls::ServerConfig>>,
     ca_der: Option<Vec<u8>>,
     ca_pem: Option<String>,
-    accept_loop: Mutex<Option<JoinHandle<()>>>,
+    accept_loop: Mutex<Option<AcceptLoop>>,
 }
 
 impl Drop for FakeApiServer {
     fn drop(&mut self) {
-        if let Some(task) = lock(&self.accept_loop).take() {
-            task.abort();
+        if let Some(accept_loop) = lock(&self.accept_loop).take() {
+            accept_loop.task.abort();
         }
     }
+}
+
+/// The task accepting connections, and the signal that stops it.
+struct AcceptLoop {
+    task: JoinHandle<()>,
+    stop: oneshot::Sender<()>,
 }
 
 impl FakeApiServer {
@@ -343,9 +349,15 @@ impl FakeApiServer {
     }
 
     fn spawn_accept_loop(&self, listener: TcpListener) {
-        let task = tokio::spawn(accept_loop(listener, self.tls.clone(), self.inner.clone()));
-        if let Some(old) = lock(&self.accept_loop).replace(task) {
-            old.abort();
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(accept_loop(
+            listener,
+            self.tls.clone(),
+            self.inner.clone(),
+            stopped,
+        ));
+        if let Some(old) = lock(&self.accept_loop).replace(AcceptLoop { task, stop }) {
+            old.task.abort();
         }
     }
 
@@ -541,27 +553,26 @@ impl FakeApiServer {
         });
     }
 
-    /// Starts an outage. `Refuse` closes the listener and cuts every open connection.
-    pub fn set_outage(&self, outage: Outage) {
+    /// Starts an outage. `Refuse` closes the listener and cuts every open connection before returning.
+    pub async fn set_outage(&self, outage: Outage) {
         lock(&self.inner.controls).outage = Some(outage);
         if outage == Outage::Refuse {
-            // Dropping the accept loop drops the listener and its JoinSet, which aborts every connection.
-            if let Some(task) = lock(&self.accept_loop).take() {
-                task.abort();
+            let accept_loop = lock(&self.accept_loop).take();
+            if let Some(AcceptLoop { task, stop }) = accept_loop {
+                let _ = stop.send(());
+                let _ = task.await;
             }
         }
     }
 
-    /// Ends an outage; after `Refuse` the same port is bound again.
-    pub fn end_outage(&self) {
-        let previous = lock(&self.inner.controls).outage.take();
-        if previous == Some(Outage::Refuse) || lock(&self.accept_loop).is_none() {
-            let listener =
-                std::net::TcpListener::bind(self.addr).expect("re-bind fake API server port");
-            listener
-                .set_nonblocking(true)
-                .expect("non-blocking listener");
-            self.spawn_accept_loop(TcpListener::from_std(listener).expect("tokio listener"));
+    /// Ends an outage; after `Refuse` the same port is listened on again before this returns.
+    pub async fn end_outage(&self) {
+        lock(&self.inner.controls).outage = None;
+        if lock(&self.accept_loop).is_none() {
+            let listener = TcpListener::bind(self.addr)
+                .await
+                .expect("re-bind fake API server port");
+            self.spawn_accept_loop(listener);
         }
     }
 
@@ -633,11 +644,17 @@ async fn accept_loop(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
     inner: Arc<Inner>,
+    mut stop: oneshot::Receiver<()>,
 ) {
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
+            _ = &mut stop => {
+                // Cut every open connection and wait until they are gone, then drop the listener.
+                connections.shutdown().await;
+                return;
+            }
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let _ = stream.set_nodelay(true);
