@@ -2,4 +2,6 @@
 
 pub mod k8s;
 pub mod review;
+pub mod server;
 pub mod settings;
+pub mod tls;
