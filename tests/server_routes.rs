@@ -31,7 +31,12 @@ impl ReviewHandler for Recorder {
     }
 }
 
-async fn call(app: axum::Router, method: &str, uri: &str, body: Vec<u8>) -> (StatusCode, Option<String>, Vec<u8>) {
+async fn call(
+    app: axum::Router,
+    method: &str,
+    uri: &str,
+    body: Vec<u8>,
+) -> (StatusCode, Option<String>, Vec<u8>) {
     let req = Request::builder()
         .method(method)
         .uri(uri)
@@ -44,14 +49,26 @@ async fn call(app: axum::Router, method: &str, uri: &str, body: Vec<u8>) -> (Sta
         .headers()
         .get("content-type")
         .map(|v| v.to_str().unwrap().to_string());
-    let body = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
     (status, ct, body)
 }
 
 #[tokio::test]
 async fn post_mutate_passes_body_to_handler_and_answers_json() {
     let handler = Arc::new(Recorder::default());
-    let (status, ct, body) = call(router(handler.clone()), "POST", "/mutate-v1-pod", b"{\"a\":1}".to_vec()).await;
+    let (status, ct, body) = call(
+        router(handler.clone()),
+        "POST",
+        "/mutate-v1-pod",
+        b"{\"a\":1}".to_vec(),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(ct.as_deref(), Some("application/json"));
     assert_eq!(body, b"{\"a\":1}");
@@ -62,10 +79,21 @@ async fn handler_status_is_passed_through() {
     struct Status418;
     impl ReviewHandler for Status418 {
         fn review(&self, _: Bytes, _: Option<Duration>) -> BoxFuture<'_, ReviewReply> {
-            Box::pin(async { ReviewReply { status: 400, body: b"{}".to_vec() } })
+            Box::pin(async {
+                ReviewReply {
+                    status: 400,
+                    body: b"{}".to_vec(),
+                }
+            })
         }
     }
-    let (status, ct, _) = call(router(Arc::new(Status418)), "POST", "/mutate-v1-pod", vec![]).await;
+    let (status, ct, _) = call(
+        router(Arc::new(Status418)),
+        "POST",
+        "/mutate-v1-pod",
+        vec![],
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(ct.as_deref(), Some("application/json"));
 }
@@ -81,7 +109,13 @@ async fn unknown_path_is_404() {
 
 #[tokio::test]
 async fn get_on_mutate_path_is_405() {
-    let (status, _, _) = call(router(Arc::new(Recorder::default())), "GET", "/mutate-v1-pod", vec![]).await;
+    let (status, _, _) = call(
+        router(Arc::new(Recorder::default())),
+        "GET",
+        "/mutate-v1-pod",
+        vec![],
+    )
+    .await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
 }
 
@@ -105,7 +139,10 @@ async fn body_over_7_mib_is_413_with_admission_review_error() {
         .as_str()
         .unwrap()
         .contains("7340032"));
-    assert!(handler.budgets.lock().unwrap().is_empty(), "handler must not run");
+    assert!(
+        handler.budgets.lock().unwrap().is_empty(),
+        "handler must not run"
+    );
 }
 
 #[tokio::test]
@@ -150,10 +187,23 @@ fn duration_parsing_accepts_s_ms_m_and_rejects_the_rest() {
     assert_eq!(parse_duration("30s"), Some(Duration::from_secs(30)));
     assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
     assert_eq!(parse_duration("1m"), Some(Duration::from_secs(60)));
-    for bad in ["", "10", "s", "-1s", "1.5s", "10h", "0s", "10 s", "99999999999999999999s"] {
+    for bad in [
+        "",
+        "10",
+        "s",
+        "-1s",
+        "1.5s",
+        "10h",
+        "0s",
+        "10 s",
+        "99999999999999999999s",
+    ] {
         assert_eq!(parse_duration(bad), None, "{bad:?}");
     }
-    assert_eq!(budget_from_query("timeout=5s"), Some(Duration::from_secs(5)));
+    assert_eq!(
+        budget_from_query("timeout=5s"),
+        Some(Duration::from_secs(5))
+    );
     assert_eq!(budget_from_query("timeouts=5s"), None);
     assert_eq!(budget_from_query("timeout"), None);
 }
@@ -183,7 +233,10 @@ async fn readyz_names_what_is_pending_until_all_ready() {
     readiness.set_handler_serving(true);
     let (status, _, body) = call(app.clone(), "GET", "/readyz", vec![]).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(String::from_utf8(body).unwrap(), "not ready: service-account-cache-synced not ready\n");
+    assert_eq!(
+        String::from_utf8(body).unwrap(),
+        "not ready: service-account-cache-synced not ready\n"
+    );
 
     sa.set_ready(true);
     let (status, _, body) = call(app.clone(), "GET", "/readyz", vec![]).await;
@@ -206,4 +259,29 @@ fn registering_a_check_twice_returns_the_same_check() {
     b.set_ready(true);
     assert!(a.is_ready());
     assert!(readiness.is_ready());
+}
+
+#[tokio::test]
+async fn panicking_handler_gets_500_admission_review() {
+    struct Panics;
+    impl ReviewHandler for Panics {
+        fn review(&self, _: Bytes, _: Option<Duration>) -> BoxFuture<'_, ReviewReply> {
+            Box::pin(async { panic!("boom") })
+        }
+    }
+    let (status, ct, body) = call(
+        router(Arc::new(Panics)),
+        "POST",
+        "/mutate-v1-pod",
+        b"{}".to_vec(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(ct.as_deref(), Some("application/json"));
+    let review: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(review["response"]["status"]["code"], 500);
+    assert!(review["response"]["status"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("boom"));
 }

@@ -1,7 +1,10 @@
 //! The admission route: `POST /mutate-v1-pod`, nothing else. The body goes to the
 //! [`ReviewHandler`] untouched together with the API server's `?timeout=` budget.
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -39,9 +42,42 @@ async fn mutate(
         Err(rejection) => return body_error(&rejection),
     };
     let budget = uri.query().and_then(budget_from_query);
-    let reply = handler.review(body, budget).await;
-    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    json(status, reply.body)
+    let mut review = handler.review(body, budget);
+    // A panicking handler must cost one request a 500, not the whole HTTP/2 connection (and
+    // every other request multiplexed on it). Upstream likewise recovers panics as code 500.
+    let outcome = std::future::poll_fn(|cx| {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| review.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(reply)) => Poll::Ready(Ok(reply)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    })
+    .await;
+    match outcome {
+        Ok(reply) => {
+            let status =
+                StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            json(status, reply.body)
+        }
+        Err(panic) => {
+            let what = panic_message(panic.as_ref());
+            tracing::error!(panic = %what, "admission handler panicked");
+            admission_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("internal error: admission handler panicked: {what}"),
+            )
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic payload".to_string()
+    }
 }
 
 /// Reads the `timeout` parameter the API server appends (`timeout=10s`). Anything unparsable,
@@ -83,6 +119,12 @@ fn body_error(rejection: &BytesRejection) -> Response {
         )
     };
     tracing::warn!(status = status.as_u16(), %message, "admission request body rejected");
+    admission_error(status, message)
+}
+
+/// An AdmissionReview-shaped refusal for failures that happen before (or instead of) the
+/// handler's own answer; there is no request to echo, so `uid` is empty.
+fn admission_error(status: StatusCode, message: String) -> Response {
     let body = serde_json::json!({
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 
 pub use config::{server_config, TlsMinVersion};
 pub use load::{load_dir, CertInfo, LoadedCert, CERT_FILE, KEY_FILE};
-pub use reload::{CertReloader, OnCertLoaded};
+pub use reload::{CertReloader, OnCertError, OnCertLoaded};
 pub use resolver::CertResolver;
 
 /// Everything that can go wrong loading certificates or building the TLS configuration.

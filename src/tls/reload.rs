@@ -19,6 +19,10 @@ use super::{CertResolver, LoadedCert, TlsError};
 /// and publish the expiry metric.
 pub type OnCertLoaded = Arc<dyn Fn(&LoadedCert) + Send + Sync>;
 
+/// Called for every rejected new pair or unreadable directory (the same read error only once
+/// until it changes): the place to count reload failures.
+pub type OnCertError = Arc<dyn Fn(&TlsError) + Send + Sync>;
+
 /// Default poll period: quick enough that a rotated certificate is served within seconds, cheap
 /// enough (two small reads and a hash) to be invisible.
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
@@ -30,6 +34,7 @@ pub struct CertReloader {
     provider: Arc<CryptoProvider>,
     interval: Duration,
     on_loaded: Option<OnCertLoaded>,
+    on_error: Option<OnCertError>,
     /// Digest of the last contents we tried (loaded or rejected), so a bad pair is reported once,
     /// not every poll.
     last_seen: Option<[u8; 32]>,
@@ -49,6 +54,7 @@ impl CertReloader {
             provider,
             interval: DEFAULT_INTERVAL,
             on_loaded: None,
+            on_error: None,
             last_seen: None,
             last_read_error: None,
         }
@@ -63,6 +69,12 @@ impl CertReloader {
     /// Hook run after each successful swap.
     pub fn on_loaded(mut self, hook: OnCertLoaded) -> Self {
         self.on_loaded = Some(hook);
+        self
+    }
+
+    /// Hook run when new contents are rejected or the files cannot be read.
+    pub fn on_error(mut self, hook: OnCertError) -> Self {
+        self.on_error = Some(hook);
         self
     }
 
@@ -81,6 +93,7 @@ impl CertReloader {
                     tracing::warn!(error = %text, serving = self.resolver.is_loaded(),
                         "cannot read serving certificate; keeping the current one");
                     self.last_read_error = Some(text);
+                    self.report(&err);
                 }
                 return Err(err);
             }
@@ -103,8 +116,15 @@ impl CertReloader {
             Err(err) => {
                 tracing::error!(error = %err, serving = self.resolver.is_loaded(),
                     "rejected new serving certificate; keeping the current one");
+                self.report(&err);
                 Err(err)
             }
+        }
+    }
+
+    fn report(&self, err: &TlsError) {
+        if let Some(hook) = &self.on_error {
+            hook(err);
         }
     }
 

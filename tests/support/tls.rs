@@ -15,8 +15,8 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
     KeyUsagePurpose,
 };
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tempfile::TempDir;
 
 /// A test CA able to issue server and client certificates.
@@ -49,7 +49,11 @@ impl TestCa {
 
     /// A serving certificate for `dns` names (IP literals become IP SANs).
     pub fn issue_server(&self, dns: &[&str]) -> Leaf {
-        self.issue(dns, ExtendedKeyUsagePurpose::ServerAuth, dns.first().copied().unwrap_or("server"))
+        self.issue(
+            dns,
+            ExtendedKeyUsagePurpose::ServerAuth,
+            dns.first().copied().unwrap_or("server"),
+        )
     }
 
     /// A client certificate with common name `cn`.
@@ -63,7 +67,9 @@ impl TestCa {
         params.distinguished_name.push(DnType::CommonName, cn);
         params.extended_key_usages = vec![eku];
         let key = KeyPair::generate().expect("leaf key");
-        let cert = params.signed_by(&key, &self.cert, &self.key).expect("leaf cert");
+        let cert = params
+            .signed_by(&key, &self.cert, &self.key)
+            .expect("leaf cert");
         Leaf {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
@@ -133,7 +139,11 @@ impl SecretVolume {
 
     fn write_generation(&mut self, cert_pem: &str, key_pem: &str) -> String {
         self.generation += 1;
-        let name = format!("..2026_01_01_00_00_{:02}.{}", self.generation, std::process::id());
+        let name = format!(
+            "..2026_01_01_00_00_{:02}.{}",
+            self.generation,
+            std::process::id()
+        );
         let gen_dir = self.path().join(&name);
         std::fs::create_dir(&gen_dir).expect("generation dir");
         std::fs::write(gen_dir.join("tls.crt"), cert_pem).expect("crt");
@@ -282,7 +292,14 @@ pub async fn post(
     body: &[u8],
     http: Http,
 ) -> Result<(u16, Vec<u8>, Option<Vec<u8>>), BoxError> {
-    let reply = request(addr, &ClientOpts::new(ca_pem, http), "POST", path, body.to_vec()).await?;
+    let reply = request(
+        addr,
+        &ClientOpts::new(ca_pem, http),
+        "POST",
+        path,
+        body.to_vec(),
+    )
+    .await?;
     Ok((reply.status, reply.body, reply.alpn))
 }
 
@@ -326,7 +343,10 @@ impl TestServer {
             webhook,
             tls,
             app,
-            plain: vec![(health, azwi_webhook::server::health_router(readiness.clone()))],
+            plain: vec![(
+                health,
+                azwi_webhook::server::health_router(readiness.clone()),
+            )],
         };
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(azwi_webhook::server::serve(
