@@ -1,7 +1,6 @@
 //! The admission route: `POST /mutate-v1-pod`, nothing else. The body goes to the
 //! [`ReviewHandler`] untouched together with the API server's `?timeout=` budget.
 
-use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::task::Poll;
