@@ -8,4 +8,6 @@ pub mod inject;
 pub mod k8s;
 pub mod mutate;
 pub mod review;
+pub mod server;
 pub mod settings;
+pub mod tls;

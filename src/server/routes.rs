@@ -1,0 +1,141 @@
+//! The admission route: `POST /mutate-v1-pod`, nothing else. The body goes to the
+//! [`ReviewHandler`] untouched together with the API server's `?timeout=` budget.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+
+use crate::review::ReviewHandler;
+
+/// The path the MutatingWebhookConfiguration points at (same as upstream).
+pub const MUTATE_PATH: &str = "/mutate-v1-pod";
+
+/// Largest accepted request body, as upstream (7 MiB): the API server's own limit is larger, but
+/// no sane pod comes close and it bounds memory per request.
+pub const MAX_BODY_BYTES: usize = 7 * 1024 * 1024;
+
+/// The webhook listener's routes. Unknown paths get 404, other methods on the path 405.
+pub fn router(handler: Arc<dyn ReviewHandler>) -> Router {
+    Router::new()
+        .route(MUTATE_PATH, post(mutate))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(handler)
+}
+
+async fn mutate(
+    State(handler): State<Arc<dyn ReviewHandler>>,
+    uri: Uri,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => return body_error(&rejection),
+    };
+    let budget = uri.query().and_then(budget_from_query);
+    let mut review = handler.review(body, budget);
+    // A panicking handler must cost one request a 500, not the whole HTTP/2 connection (and
+    // every other request multiplexed on it). Upstream likewise recovers panics as code 500.
+    let outcome = std::future::poll_fn(|cx| {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| review.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(reply)) => Poll::Ready(Ok(reply)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    })
+    .await;
+    match outcome {
+        Ok(reply) => {
+            let status =
+                StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            json(status, reply.body)
+        }
+        Err(panic) => {
+            let what = panic_message(panic.as_ref());
+            tracing::error!(panic = %what, "admission handler panicked");
+            admission_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("internal error: admission handler panicked: {what}"),
+            )
+        }
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic payload".to_string()
+    }
+}
+
+/// Reads the `timeout` parameter the API server appends (`timeout=10s`). Anything unparsable,
+/// and zero, yields `None`: the handler then uses its own default rather than a bogus budget.
+pub fn budget_from_query(query: &str) -> Option<Duration> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(key, _)| *key == "timeout")
+        .and_then(|(_, value)| parse_duration(value))
+}
+
+/// Parses `<digits><unit>` with unit `ms`, `s` or `m` (the API server sends whole seconds).
+pub fn parse_duration(value: &str) -> Option<Duration> {
+    let split = value.find(|c: char| !c.is_ascii_digit())?;
+    let (digits, unit) = value.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let duration = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.checked_mul(60)?),
+        _ => return None,
+    };
+    (!duration.is_zero()).then_some(duration)
+}
+
+/// Body could not be read: too large (413) or broken off (400). Answered with an
+/// AdmissionReview-shaped error so the API server's log shows the reason.
+fn body_error(rejection: &BytesRejection) -> Response {
+    let (status, message) = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request entity is too large; limit is {MAX_BODY_BYTES} bytes"),
+        )
+    } else {
+        (
+            StatusCode::BAD_REQUEST,
+            format!("cannot read request body: {}", rejection.body_text()),
+        )
+    };
+    tracing::warn!(status = status.as_u16(), %message, "admission request body rejected");
+    admission_error(status, message)
+}
+
+/// An AdmissionReview-shaped refusal for failures that happen before (or instead of) the
+/// handler's own answer; there is no request to echo, so `uid` is empty.
+fn admission_error(status: StatusCode, message: String) -> Response {
+    let body = serde_json::json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "response": {
+            "uid": "",
+            "allowed": false,
+            "status": { "metadata": {}, "code": status.as_u16(), "message": message },
+        },
+    });
+    json(status, body.to_string().into_bytes())
+}
+
+fn json(status: StatusCode, body: Vec<u8>) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
