@@ -1,11 +1,13 @@
 //! azwi-webhook: a mutating admission webhook that gives pods an Azure identity.
 
 pub mod admission;
+pub mod app;
 pub mod certs;
 pub mod cloud;
 pub mod config;
 pub mod inject;
 pub mod k8s;
+pub mod logging;
 pub mod mutate;
 pub mod review;
 pub mod server;

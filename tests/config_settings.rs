@@ -82,7 +82,7 @@ fn defaults_give_documented_settings_and_serve_config() {
             webhook_addr: any(9443),
             webhook_cert_dir: PathBuf::from("/certs"),
             disable_cert_rotation: true,
-            tls_min_version: TlsMinVersion::Tls13,
+            tls_min_version: TlsMinVersion::V1_3,
             client_ca_file: None,
             health_addr: any(9440),
             metrics_addr: any(8095),
@@ -117,7 +117,7 @@ fn serve_flags_are_parsed_into_typed_values() {
     assert_eq!(serve.health_addr.to_string(), "[::1]:1");
     assert_eq!(serve.metrics_addr.to_string(), "0.0.0.0:2");
     assert_eq!(serve.webhook_cert_dir, PathBuf::from("/c"));
-    assert_eq!(serve.tls_min_version, TlsMinVersion::Tls12);
+    assert_eq!(serve.tls_min_version, TlsMinVersion::V1_2);
     assert_eq!(serve.client_ca_file, Some(PathBuf::from("/ca.pem")));
     assert_eq!(serve.log_level, LogLevel::Debug);
     assert_eq!(settings.proxy.log_level, "debug");

@@ -7,12 +7,8 @@ use std::time::Duration;
 
 use super::error::ConfigError;
 
-/// Minimum TLS version offered by the webhook listener. 1.0 and 1.1 are refused outright.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsMinVersion {
-    Tls12,
-    Tls13,
-}
+/// The TLS listener's own type: config only decides which value the flag gives.
+pub use crate::tls::TlsMinVersion;
 
 /// Metrics exposition format; upstream also only accepted Prometheus.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,8 +64,8 @@ pub enum RbacCheck {
 
 pub fn tls_min_version(value: &str) -> Result<TlsMinVersion, ConfigError> {
     match value {
-        "1.2" => Ok(TlsMinVersion::Tls12),
-        "1.3" => Ok(TlsMinVersion::Tls13),
+        "1.2" => Ok(TlsMinVersion::V1_2),
+        "1.3" => Ok(TlsMinVersion::V1_3),
         "1.0" | "1.1" => Err(ConfigError::TlsVersionInsecure {
             value: value.to_owned(),
         }),
@@ -215,8 +211,8 @@ mod tests {
 
     #[test]
     fn tls_versions() {
-        assert_eq!(tls_min_version("1.2"), Ok(TlsMinVersion::Tls12));
-        assert_eq!(tls_min_version("1.3"), Ok(TlsMinVersion::Tls13));
+        assert_eq!(tls_min_version("1.2"), Ok(TlsMinVersion::V1_2));
+        assert_eq!(tls_min_version("1.3"), Ok(TlsMinVersion::V1_3));
         for old in ["1.0", "1.1"] {
             let msg = tls_min_version(old).err().map(|e| e.to_string());
             assert!(msg.is_some_and(|m| m.contains("--tls-min-version") && m.contains("refused")));

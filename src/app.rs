@@ -1,0 +1,155 @@
+//! `serve`: builds every part from the validated configuration and runs until SIGTERM.
+
+use std::net::{SocketAddr, TcpListener};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use crate::admission::Admitter;
+use crate::config::{ipv4_fallback, ServeConfig};
+use crate::k8s::client::{client_from_config, infer_config, ClientOptions};
+use crate::k8s::live::LiveServiceAccounts;
+use crate::server::{self, Listeners, Readiness, ServeOptions};
+use crate::settings::Settings;
+use crate::tls::{self, CertReloader, CertResolver};
+
+/// Why the webhook could not start; printed as one line before exiting non-zero.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("cannot listen on {flag} {addr}: {source}")]
+    Bind {
+        flag: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("Kubernetes client: {0} (set KUBECONFIG, or run in a pod with a service account)")]
+    Kubernetes(#[source] crate::k8s::client::ClientError),
+    #[error("TLS: {0}")]
+    Tls(#[source] crate::tls::TlsError),
+    #[error("server: {0}")]
+    Server(#[source] crate::server::ServerError),
+}
+
+/// Runs `serve` to completion: exit 0 after a graceful shutdown, 1 when startup fails.
+pub fn run(config: ServeConfig, settings: Settings) -> ExitCode {
+    crate::logging::init(config.log_level.tracing_directive());
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(StartupError::Runtime)
+        .and_then(|runtime| runtime.block_on(serve_from_environment(config, settings)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "azwi-webhook stopped");
+            eprintln!("azwi-webhook: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The listeners `serve` uses, bound before it starts (tests bind `127.0.0.1:0`).
+pub struct BoundListeners {
+    pub webhook: TcpListener,
+    pub health: TcpListener,
+}
+
+impl BoundListeners {
+    pub fn bind(config: &ServeConfig) -> Result<Self, StartupError> {
+        Ok(BoundListeners {
+            webhook: bind("--webhook-addr", config.webhook_addr)?,
+            health: bind("--health-addr", config.health_addr)?,
+        })
+    }
+}
+
+async fn serve_from_environment(
+    config: ServeConfig,
+    settings: Settings,
+) -> Result<(), StartupError> {
+    let listeners = BoundListeners::bind(&config)?;
+    let kube_config = infer_config().await.map_err(StartupError::Kubernetes)?;
+    serve(
+        config,
+        settings,
+        kube_config,
+        listeners,
+        server::shutdown_signal(),
+    )
+    .await
+}
+
+/// Serves until `shutdown` completes, then drains and returns.
+pub async fn serve(
+    config: ServeConfig,
+    settings: Settings,
+    kube_config: kube::Config,
+    bound: BoundListeners,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), StartupError> {
+    let readiness = Readiness::new();
+    let provider = tls::provider();
+    let resolver = Arc::new(CertResolver::new());
+    let on_loaded = {
+        let readiness = readiness.clone();
+        Arc::new(move |_: &tls::LoadedCert| readiness.set_certificate_loaded(true))
+    };
+    let mut reloader = CertReloader::new(
+        config.webhook_cert_dir.clone(),
+        resolver.clone(),
+        provider.clone(),
+    )
+    .on_loaded(on_loaded);
+    // A missing certificate is not fatal: the reloader keeps polling and readiness stays false.
+    if let Err(e) = reloader.poll_once() {
+        tracing::warn!(error = %e, dir = %config.webhook_cert_dir.display(), "no serving certificate yet");
+    }
+    reloader.spawn();
+    let tls_config = tls::server_config(
+        resolver,
+        config.tls_min_version,
+        config.client_ca_file.as_deref(),
+        provider,
+    )
+    .map_err(StartupError::Tls)?;
+
+    let client = client_from_config(kube_config, &ClientOptions::for_requests())
+        .map_err(StartupError::Kubernetes)?;
+    let service_accounts = Arc::new(LiveServiceAccounts::new(client));
+    let admitter = Arc::new(Admitter::new(Arc::new(settings), service_accounts));
+
+    let listeners = Listeners {
+        webhook: bound.webhook,
+        tls: tls_config,
+        app: server::router(admitter),
+        plain: vec![(bound.health, server::health_router(readiness.clone()))],
+    };
+    tracing::info!(
+        webhook = %config.webhook_addr,
+        health = %config.health_addr,
+        version = env!("CARGO_PKG_VERSION"),
+        "azwi-webhook serving"
+    );
+    let options = ServeOptions {
+        shutdown_delay: config.shutdown_delay,
+        ..ServeOptions::default()
+    };
+    server::serve(listeners, readiness, options, shutdown)
+        .await
+        .map_err(StartupError::Server)
+}
+
+/// `:PORT` means every interface: `[::]`, or `0.0.0.0` on a kernel without IPv6.
+fn bind(flag: &'static str, addr: SocketAddr) -> Result<TcpListener, StartupError> {
+    let bound = TcpListener::bind(addr).or_else(|e| match ipv4_fallback(addr) {
+        Some(v4) => TcpListener::bind(v4),
+        None => Err(e),
+    });
+    let listener = bound.map_err(|source| StartupError::Bind { flag, addr, source })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| StartupError::Bind { flag, addr, source })?;
+    Ok(listener)
+}

@@ -1,0 +1,260 @@
+//! End to end: the real `serve` wiring on 127.0.0.1:0 with certificates generated here, answering
+//! AdmissionReviews over TLS (HTTP/2 and HTTP/1.1), with service accounts read through the real kube
+//! client from an in-process fake API server.
+
+#[path = "support/fake_apiserver.rs"]
+mod fake_apiserver;
+#[path = "support/tls.rs"]
+mod tls_support;
+
+use std::time::Duration;
+
+use azwi_webhook::app::{self, BoundListeners};
+use azwi_webhook::config::{LogLevel, MetricsBackend, RbacCheck, ServeConfig, TlsMinVersion};
+use azwi_webhook::settings::{ProxySettings, Settings};
+use base64::Engine;
+use fake_apiserver::FakeApiServer;
+use serde_json::{json, Value};
+use tls_support::{eventually, generate_ca_and_leaf, get_plain, post, Http, TestPki};
+
+struct Running {
+    addr: std::net::SocketAddr,
+    pki: TestPki,
+    fake: FakeApiServer,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), app::StartupError>>,
+}
+
+fn settings() -> Settings {
+    Settings {
+        audience: "api://AzureADTokenExchange".into(),
+        tenant_id: "tenant-1".into(),
+        authority_host: "https://login.microsoftonline.com/".into(),
+        identity_binding: None,
+        proxy: ProxySettings::default(),
+    }
+}
+
+async fn start() -> Running {
+    let fake = FakeApiServer::start().await;
+    fake.add_service_account(
+        "ns",
+        "workload",
+        &[("azure.workload.identity/client-id", "client-1")],
+    );
+    let pki = generate_ca_and_leaf(&["localhost"]);
+    let webhook = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let health = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    webhook.set_nonblocking(true).expect("nonblocking");
+    health.set_nonblocking(true).expect("nonblocking");
+    let addr = webhook.local_addr().expect("addr");
+    let health_addr = health.local_addr().expect("addr");
+    let config = ServeConfig {
+        webhook_addr: addr,
+        webhook_cert_dir: pki.path().to_path_buf(),
+        disable_cert_rotation: true,
+        tls_min_version: TlsMinVersion::V1_3,
+        client_ca_file: None,
+        health_addr,
+        metrics_addr: "127.0.0.1:0".parse().expect("addr"),
+        metrics_backend: MetricsBackend::Prometheus,
+        log_level: LogLevel::Unset,
+        shutdown_delay: Duration::from_millis(50),
+        rbac_check: RbacCheck::Deny,
+        pod_namespace: "azure-workload-identity-system".into(),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(app::serve(
+        config,
+        settings(),
+        fake.config(),
+        BoundListeners { webhook, health },
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let ready = eventually(Duration::from_secs(10), || async move {
+        matches!(get_plain(health_addr, "/readyz").await, Ok((200, _)))
+    })
+    .await;
+    assert!(ready, "webhook never became ready");
+    Running {
+        addr,
+        pki,
+        fake,
+        stop: Some(stop),
+        task,
+    }
+}
+
+fn pod() -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"generateName": "web-", "namespace": "ns", "labels": {"azure.workload.identity/use": "true"}},
+        "spec": {"serviceAccountName": "workload", "containers": [{"name": "app", "image": "app"}]}
+    })
+}
+
+fn review(api_version: &str, uid: &str, object: &Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "apiVersion": api_version, "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": "ns", "operation": "CREATE", "object": object
+        }
+    }))
+    .expect("json")
+}
+
+async fn admit(running: &Running, http: Http, body: Vec<u8>) -> Value {
+    let (status, body, _) = post(
+        running.addr,
+        &running.pki.ca.pem,
+        "/mutate-v1-pod?timeout=10s",
+        &body,
+        http,
+    )
+    .await
+    .expect("request");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).expect("json response")
+}
+
+fn apply(response: &Value, object: &Value) -> Value {
+    let encoded = response["response"]["patch"].as_str().expect("a patch");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .expect("base64");
+    let patch: json_patch::Patch = serde_json::from_slice(&bytes).expect("patch");
+    let mut patched = object.clone();
+    json_patch::patch(&mut patched, &patch).expect("applies");
+    patched
+}
+
+async fn stop(mut running: Running) {
+    if let Some(stop) = running.stop.take() {
+        let _ = stop.send(());
+    }
+    let result = tokio::time::timeout(Duration::from_secs(10), running.task)
+        .await
+        .expect("serve returns after shutdown")
+        .expect("serve task");
+    assert!(result.is_ok(), "{result:?}");
+}
+
+#[tokio::test]
+async fn mutates_over_http2_and_http1_with_the_real_kube_client() {
+    let running = start().await;
+    for (http, version) in [
+        (Http::V2, "admission.k8s.io/v1"),
+        (Http::V1, "admission.k8s.io/v1beta1"),
+    ] {
+        let response = admit(&running, http, review(version, "uid-a", &pod())).await;
+        assert_eq!(response["apiVersion"], version);
+        assert_eq!(response["response"]["uid"], "uid-a");
+        assert_eq!(response["response"]["allowed"], true);
+        let patched = apply(&response, &pod());
+        let env = &patched["spec"]["containers"][0]["env"];
+        assert_eq!(
+            env[0],
+            json!({"name": "AZURE_CLIENT_ID", "value": "client-1"})
+        );
+        assert_eq!(
+            env[1],
+            json!({"name": "AZURE_TENANT_ID", "value": "tenant-1"})
+        );
+    }
+    assert!(
+        running
+            .fake
+            .count(fake_apiserver::Endpoint::GetServiceAccount)
+            >= 2
+    );
+    stop(running).await;
+}
+
+#[tokio::test]
+async fn reinvocation_with_the_mutated_pod_gets_no_patch() {
+    let running = start().await;
+    let first = admit(
+        &running,
+        Http::V2,
+        review("admission.k8s.io/v1", "uid-1", &pod()),
+    )
+    .await;
+    let mut mutated = apply(&first, &pod());
+    // What the API server does between invocations: default the volume, fill in the name.
+    mutated["spec"]["volumes"][0]["projected"]["defaultMode"] = json!(420);
+    mutated["metadata"]["name"] = json!("web-x7k2p");
+    let second = admit(
+        &running,
+        Http::V2,
+        review("admission.k8s.io/v1", "uid-2", &mutated),
+    )
+    .await;
+    assert_eq!(second["response"]["uid"], "uid-2");
+    assert_eq!(second["response"]["allowed"], true);
+    assert!(second["response"].get("patch").is_none(), "{second}");
+    stop(running).await;
+}
+
+#[tokio::test]
+async fn missing_service_account_and_api_outage_are_denied_with_the_right_codes() {
+    let running = start().await;
+    let mut ghost = pod();
+    ghost["spec"]["serviceAccountName"] = json!("ghost");
+    let response = admit(
+        &running,
+        Http::V2,
+        review("admission.k8s.io/v1", "uid-g", &ghost),
+    )
+    .await;
+    assert_eq!(response["response"]["allowed"], false);
+    assert_eq!(response["response"]["status"]["code"], 400);
+    assert!(response["response"]["status"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("ns/ghost"));
+
+    running
+        .fake
+        .set_outage(fake_apiserver::Outage::Refuse)
+        .await;
+    let response = admit(
+        &running,
+        Http::V2,
+        review("admission.k8s.io/v1", "uid-o", &pod()),
+    )
+    .await;
+    assert_eq!(response["response"]["allowed"], false);
+    assert_eq!(response["response"]["status"]["code"], 500);
+    running.fake.end_outage().await;
+    stop(running).await;
+}
+
+#[tokio::test]
+async fn malformed_body_over_tls_gets_400_and_the_server_keeps_serving() {
+    let running = start().await;
+    let (status, body, _) = post(
+        running.addr,
+        &running.pki.ca.pem,
+        "/mutate-v1-pod",
+        b"{not json",
+        Http::V2,
+    )
+    .await
+    .expect("request");
+    assert_eq!(status, 400);
+    let body: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(body["kind"], "AdmissionReview");
+    let response = admit(
+        &running,
+        Http::V2,
+        review("admission.k8s.io/v1", "uid-after", &pod()),
+    )
+    .await;
+    assert_eq!(response["response"]["allowed"], true);
+    stop(running).await;
+}
