@@ -126,12 +126,7 @@ pub async fn serve(
         app: server::router(admitter),
         plain: vec![(bound.health, server::health_router(readiness.clone()))],
     };
-    tracing::info!(
-        webhook = %config.webhook_addr,
-        health = %config.health_addr,
-        version = env!("CARGO_PKG_VERSION"),
-        "azwi-webhook serving"
-    );
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "azwi-webhook starting");
     let options = ServeOptions {
         shutdown_delay: config.shutdown_delay,
         ..ServeOptions::default()

@@ -83,7 +83,10 @@ pub async fn serve(
         ));
     }
     readiness.set_handler_serving(true);
-    tracing::info!(addr = ?local, "webhook listener serving");
+    match local {
+        Some(addr) => tracing::info!(%addr, "webhook listener serving"),
+        None => tracing::info!("webhook listener serving"),
+    }
 
     shutdown.await;
     readiness.begin_shutdown();
