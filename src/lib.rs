@@ -6,6 +6,8 @@ pub mod cloud;
 pub mod config;
 pub mod inject;
 pub mod k8s;
+pub mod logging;
+pub mod metrics;
 pub mod mutate;
 pub mod review;
 pub mod settings;
