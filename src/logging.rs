@@ -130,13 +130,21 @@ mod tests {
     #[test]
     fn invalid_rust_log_is_an_error_naming_the_variable() {
         let err = filter(LogLevel::Unset, Some("azwi_webhook=loud")).unwrap_err();
-        assert!(err.to_string().starts_with("RUST_LOG=\"azwi_webhook=loud\""), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("RUST_LOG=\"azwi_webhook=loud\""),
+            "{err}"
+        );
     }
 
     #[test]
     fn writes_one_flat_json_object_per_event() {
         let lines = capture(EnvFilter::new("info"), || {
-            tracing::info!(outcome = "mutated", duration_us = 42_u64, "admission review");
+            tracing::info!(
+                outcome = "mutated",
+                duration_us = 42_u64,
+                "admission review"
+            );
             tracing::debug!("filtered out at info");
         });
         assert_eq!(lines.len(), 1, "{lines:?}");
@@ -146,7 +154,10 @@ mod tests {
         assert_eq!(line["outcome"], "mutated");
         assert_eq!(line["duration_us"], 42);
         assert_eq!(line["target"], "azwi_webhook::logging::tests");
-        assert!(line["timestamp"].as_str().is_some_and(|t| t.contains('T')), "{line}");
+        assert!(
+            line["timestamp"].as_str().is_some_and(|t| t.contains('T')),
+            "{line}"
+        );
         assert!(line.get("fields").is_none(), "fields are flattened: {line}");
     }
 

@@ -68,7 +68,8 @@ impl Families {
         )?;
         let admissions = handles(
             ADMISSION_REQUESTS,
-            Outcome::ALL.map(|o| admissions_vec.get_metric_with_label_values(&[o.as_str(), o.reason()])),
+            Outcome::ALL
+                .map(|o| admissions_vec.get_metric_with_label_values(&[o.as_str(), o.reason()])),
         )?;
 
         let mutation_request = NamespaceHistogram::new(
@@ -104,8 +105,9 @@ impl Families {
             LookupSource::ALL.map(|s| {
                 handles(
                     SA_LOOKUPS,
-                    LookupResult::ALL
-                        .map(|r| lookups_vec.get_metric_with_label_values(&[s.as_str(), r.as_str()])),
+                    LookupResult::ALL.map(|r| {
+                        lookups_vec.get_metric_with_label_values(&[s.as_str(), r.as_str()])
+                    }),
                 )
                 .map_err(|e| e.source)
             }),
@@ -136,7 +138,8 @@ impl Families {
             RbacResult::ALL.map(|r| {
                 handles(
                     RBAC_CHECKS,
-                    ["false", "true"].map(|c| rbac_vec.get_metric_with_label_values(&[r.as_str(), c])),
+                    ["false", "true"]
+                        .map(|c| rbac_vec.get_metric_with_label_values(&[r.as_str(), c])),
                 )
                 .map_err(|e| e.source)
             }),
@@ -167,13 +170,19 @@ impl Families {
             &registry,
             BUILD_INFO,
             IntGaugeVec::new(
-                Opts::new(BUILD_INFO, "Always 1; the version label says which build is running."),
+                Opts::new(
+                    BUILD_INFO,
+                    "Always 1; the version label says which build is running.",
+                ),
                 &["version"],
             ),
         )?;
         build_info
             .get_metric_with_label_values(&[version])
-            .map_err(|source| MetricsError { name: BUILD_INFO, source })?
+            .map_err(|source| MetricsError {
+                name: BUILD_INFO,
+                source,
+            })?
             .set(1);
 
         // CPU, memory, open file descriptors and start time of this process, under the standard names.
@@ -182,7 +191,10 @@ impl Families {
             .register(Box::new(
                 prometheus::process_collector::ProcessCollector::for_self(),
             ))
-            .map_err(|source| MetricsError { name: "process", source })?;
+            .map_err(|source| MetricsError {
+                name: "process",
+                source,
+            })?;
 
         Ok(Families {
             registry,

@@ -164,7 +164,9 @@ impl Metrics {
                 .with_label_values(&[outcome.as_str(), outcome.reason()])
                 .inc(),
         }
-        inner.mutation_request.observe(namespace, elapsed.as_secs_f64());
+        inner
+            .mutation_request
+            .observe(namespace, elapsed.as_secs_f64());
     }
 
     /// Counts one service-account lookup step (a cache read, or the live GET after a cache miss).
