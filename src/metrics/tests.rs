@@ -298,3 +298,20 @@ fn instances_are_independent() {
     assert_eq!(value(&a.render(), series), Some(1.0));
     assert_eq!(value(&b.render(), series), Some(0.0));
 }
+
+#[test]
+fn enum_discriminants_index_their_all_arrays() {
+    // The handle arrays are indexed by `as usize`; this keeps ALL in declaration order.
+    assert!(LookupSource::ALL
+        .iter()
+        .enumerate()
+        .all(|(i, s)| *s as usize == i));
+    assert!(LookupResult::ALL
+        .iter()
+        .enumerate()
+        .all(|(i, r)| *r as usize == i));
+    assert!(RbacResult::ALL
+        .iter()
+        .enumerate()
+        .all(|(i, r)| *r as usize == i));
+}
