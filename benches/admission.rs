@@ -45,11 +45,13 @@ fn admitter() -> Admitter {
     Admitter::new(
         Arc::new(settings),
         Arc::new(OneServiceAccount(Arc::new(sa))),
+        azwi_webhook::metrics::Metrics::new().expect("metrics"),
     )
 }
 
 fn whole_path(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
         .build()
         .expect("runtime");
     let admitter = admitter();

@@ -8,6 +8,7 @@ use crate::admission::Admitter;
 use crate::config::{ipv4_fallback, ServeConfig};
 use crate::k8s::client::{client_from_config, infer_config, ClientOptions};
 use crate::k8s::live::LiveServiceAccounts;
+use crate::metrics::Metrics;
 use crate::server::{self, Listeners, Readiness, ServeOptions};
 use crate::settings::Settings;
 use crate::tls::{self, CertReloader, CertResolver};
@@ -28,13 +29,20 @@ pub enum StartupError {
     Kubernetes(#[source] crate::k8s::client::ClientError),
     #[error("TLS: {0}")]
     Tls(#[source] crate::tls::TlsError),
+    #[error("logging: {0}")]
+    Logging(#[source] crate::logging::LoggingError),
+    #[error("metrics: {0}")]
+    Metrics(#[source] crate::metrics::MetricsError),
     #[error("server: {0}")]
     Server(#[source] crate::server::ServerError),
 }
 
 /// Runs `serve` to completion: exit 0 after a graceful shutdown, 1 when startup fails.
 pub fn run(config: ServeConfig, settings: Settings) -> ExitCode {
-    crate::logging::init(config.log_level.tracing_directive());
+    if let Err(e) = crate::logging::init(config.log_level) {
+        eprintln!("azwi-webhook: {e}");
+        return ExitCode::FAILURE;
+    }
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -54,6 +62,7 @@ pub fn run(config: ServeConfig, settings: Settings) -> ExitCode {
 pub struct BoundListeners {
     pub webhook: TcpListener,
     pub health: TcpListener,
+    pub metrics: TcpListener,
 }
 
 impl BoundListeners {
@@ -61,6 +70,7 @@ impl BoundListeners {
         Ok(BoundListeners {
             webhook: bind("--webhook-addr", config.webhook_addr)?,
             health: bind("--health-addr", config.health_addr)?,
+            metrics: bind("--metrics-addr", config.metrics_addr)?,
         })
     }
 }
@@ -90,11 +100,16 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), StartupError> {
     let readiness = Readiness::new();
+    let metrics = Metrics::new().map_err(StartupError::Metrics)?;
     let provider = tls::provider();
     let resolver = Arc::new(CertResolver::new());
     let on_loaded = {
         let readiness = readiness.clone();
-        Arc::new(move |_: &tls::LoadedCert| readiness.set_certificate_loaded(true))
+        let metrics = metrics.clone();
+        Arc::new(move |cert: &tls::LoadedCert| {
+            metrics.set_tls_certificate_expiry(cert.info.not_after);
+            readiness.set_certificate_loaded(true);
+        })
     };
     let mut reloader = CertReloader::new(
         config.webhook_cert_dir.clone(),
@@ -118,13 +133,20 @@ pub async fn serve(
     let client = client_from_config(kube_config, &ClientOptions::for_requests())
         .map_err(StartupError::Kubernetes)?;
     let service_accounts = Arc::new(LiveServiceAccounts::new(client));
-    let admitter = Arc::new(Admitter::new(Arc::new(settings), service_accounts));
+    let admitter = Arc::new(Admitter::new(
+        Arc::new(settings),
+        service_accounts,
+        metrics.clone(),
+    ));
 
     let listeners = Listeners {
         webhook: bound.webhook,
         tls: tls_config,
         app: server::router(admitter),
-        plain: vec![(bound.health, server::health_router(readiness.clone()))],
+        plain: vec![
+            (bound.health, server::health_router(readiness.clone())),
+            (bound.metrics, crate::metrics::router(metrics)),
+        ],
     };
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "azwi-webhook starting");
     let options = ServeOptions {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod inject;
 pub mod k8s;
 pub mod logging;
+pub mod metrics;
 pub mod mutate;
 pub mod review;
 pub mod server;

@@ -45,8 +45,11 @@ async fn start() -> Running {
     let pki = generate_ca_and_leaf(&["localhost"]);
     let webhook = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let health = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    webhook.set_nonblocking(true).expect("nonblocking");
-    health.set_nonblocking(true).expect("nonblocking");
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    for listener in [&webhook, &health, &metrics] {
+        listener.set_nonblocking(true).expect("nonblocking");
+    }
+    let metrics_addr = metrics.local_addr().expect("addr");
     let addr = webhook.local_addr().expect("addr");
     let health_addr = health.local_addr().expect("addr");
     let config = ServeConfig {
@@ -56,7 +59,7 @@ async fn start() -> Running {
         tls_min_version: TlsMinVersion::V1_3,
         client_ca_file: None,
         health_addr,
-        metrics_addr: "127.0.0.1:0".parse().expect("addr"),
+        metrics_addr,
         metrics_backend: MetricsBackend::Prometheus,
         log_level: LogLevel::Unset,
         shutdown_delay: Duration::from_millis(50),
@@ -68,7 +71,11 @@ async fn start() -> Running {
         config,
         settings(),
         fake.config(),
-        BoundListeners { webhook, health },
+        BoundListeners {
+            webhook,
+            health,
+            metrics,
+        },
         async move {
             let _ = stopped.await;
         },

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::k8s::service_accounts::{LookupError, ServiceAccountMeta, ServiceAccounts};
+use crate::metrics::{LookupResult, LookupSource, Metrics};
 use crate::mutate::{self, patch, view::PodView};
 use crate::review::{BoxFuture, ReviewHandler, ReviewReply};
 use crate::settings::Settings;
@@ -21,6 +22,7 @@ const DEFAULT_BUDGET: Duration = Duration::from_secs(10);
 pub struct Admitter {
     settings: Arc<Settings>,
     service_accounts: Arc<dyn ServiceAccounts>,
+    metrics: Metrics,
 }
 
 /// What a decoded review turned into, before it is written out.
@@ -38,10 +40,15 @@ struct Subject {
 }
 
 impl Admitter {
-    pub fn new(settings: Arc<Settings>, service_accounts: Arc<dyn ServiceAccounts>) -> Self {
+    pub fn new(
+        settings: Arc<Settings>,
+        service_accounts: Arc<dyn ServiceAccounts>,
+        metrics: Metrics,
+    ) -> Self {
         Admitter {
             settings,
             service_accounts,
+            metrics,
         }
     }
 
@@ -57,6 +64,8 @@ impl Admitter {
                     error = %e.message,
                     "rejected a malformed admission request"
                 );
+                self.metrics
+                    .record_admission(Outcome::Malformed, "", started.elapsed());
                 let denial = Denial {
                     code: 400,
                     message: e.message,
@@ -71,6 +80,9 @@ impl Admitter {
         let deadline = started + budget.unwrap_or(DEFAULT_BUDGET).mul_f32(0.8);
         let mut subject = Subject::default();
         let decision = self.decide(&review, deadline, &mut subject).await;
+        let elapsed = started.elapsed();
+        self.metrics
+            .record_admission(decision.outcome, &subject.namespace, elapsed);
         tracing::info!(
             uid = %review.uid,
             namespace = %subject.namespace,
@@ -78,7 +90,7 @@ impl Admitter {
             service_account = %subject.service_account,
             outcome = decision.outcome.as_str(),
             reason = decision.outcome.reason(),
-            duration_us = started.elapsed().as_micros() as u64,
+            duration_us = elapsed.as_micros() as u64,
             "admission review"
         );
         ReviewReply {
@@ -184,11 +196,15 @@ impl Admitter {
         let remaining = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(remaining, self.service_accounts.get(namespace, name)).await {
             Ok(result) => result,
-            Err(_) => Err(LookupError::Unavailable {
-                namespace: namespace.to_owned(),
-                name: name.to_owned(),
-                reason: format!("no answer within {} ms", remaining.as_millis()),
-            }),
+            Err(_) => {
+                self.metrics
+                    .record_service_account_lookup(LookupSource::Api, LookupResult::Error);
+                Err(LookupError::Unavailable {
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                    reason: format!("no answer within {} ms", remaining.as_millis()),
+                })
+            }
         }
     }
 }

@@ -26,6 +26,17 @@ pub enum DenyReason {
 }
 
 impl Outcome {
+    /// Every outcome, so metrics can create one series per (outcome, reason) up front.
+    pub const ALL: [Outcome; 7] = [
+        Outcome::Mutated,
+        Outcome::Unchanged,
+        Outcome::Ignored,
+        Outcome::Denied(DenyReason::InvalidPod),
+        Outcome::Denied(DenyReason::ServiceAccountNotFound),
+        Outcome::Denied(DenyReason::ServiceAccountUnavailable),
+        Outcome::Malformed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Mutated => "mutated",

@@ -76,7 +76,11 @@ fn accounts() -> FakeServiceAccounts {
 }
 
 fn admitter(accounts: FakeServiceAccounts) -> Admitter {
-    Admitter::new(settings(), Arc::new(accounts))
+    Admitter::new(
+        settings(),
+        Arc::new(accounts),
+        crate::metrics::Metrics::new().expect("metrics"),
+    )
 }
 
 fn pod() -> Value {
