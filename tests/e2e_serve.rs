@@ -19,6 +19,7 @@ use tls_support::{eventually, generate_ca_and_leaf, get_plain, post, Http, TestP
 
 struct Running {
     addr: std::net::SocketAddr,
+    metrics_addr: std::net::SocketAddr,
     pki: TestPki,
     fake: FakeApiServer,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -87,6 +88,7 @@ async fn start() -> Running {
     assert!(ready, "webhook never became ready");
     Running {
         addr,
+        metrics_addr,
         pki,
         fake,
         stop: Some(stop),
