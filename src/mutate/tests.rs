@@ -16,6 +16,7 @@ fn settings() -> Settings {
         authority_host: AUTHORITY.into(),
         identity_binding: Some(identity_binding(ClusterCa::None)),
         proxy: ProxySettings::default(),
+        native_sidecars: false,
     }
 }
 
