@@ -31,6 +31,7 @@ fn admitter() -> Admitter {
         authority_host: "https://login.microsoftonline.com/".into(),
         identity_binding: None,
         proxy: ProxySettings::default(),
+        native_sidecars: false,
     };
     let mut annotations = BTreeMap::new();
     annotations.insert(

@@ -189,6 +189,7 @@ mod tests {
             authority_host: "https://login.microsoftonline.com/".into(),
             identity_binding: None,
             proxy: ProxySettings::default(),
+            native_sidecars: false,
         }
     }
 

@@ -73,6 +73,7 @@ fn defaults_give_documented_settings_and_serve_config() {
                 init_image: DEFAULT_PROXY_INIT_IMAGE.into(),
                 log_level: String::new(),
             },
+            native_sidecars: false,
         }
     );
     let any = |port| SocketAddr::from(([0u16; 8], port));

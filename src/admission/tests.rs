@@ -55,6 +55,7 @@ fn settings() -> Arc<Settings> {
         authority_host: "https://login.microsoftonline.com/".into(),
         identity_binding: None,
         proxy: ProxySettings::default(),
+        native_sidecars: false,
     })
 }
 

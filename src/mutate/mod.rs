@@ -5,6 +5,7 @@ mod container;
 mod identity;
 pub mod names;
 pub mod patch;
+mod proxy;
 mod record;
 pub mod view;
 mod volume;
@@ -65,6 +66,8 @@ pub fn plan(
 ) -> Result<Mutation, Rejection> {
     let spec = spec_of(pod)?;
     let mut warnings = Vec::new();
+    // Before the identity, so that proxy errors win over token-expiration errors as upstream.
+    let proxy = proxy::plan(settings, pod, spec, &mut warnings)?;
     let identity = identity::resolve(settings, pod, sa, &mut warnings)?;
     let volume_name = volume::volume_name(pod);
     let env = desired_env(settings, &identity);
@@ -86,7 +89,9 @@ pub fn plan(
     ];
     for (field, containers) in groups {
         for (index, container) in containers.iter().enumerate() {
-            if skip.contains(&container.name.as_str()) {
+            let name = container.name.as_str();
+            // The proxy containers need neither the Azure env nor the token (W09).
+            if skip.contains(&name) || proxy.as_ref().is_some_and(|p| p.owns(field, name)) {
                 continue;
             }
             container_ops(
@@ -97,10 +102,15 @@ pub fn plan(
             )?;
         }
     }
+    // Inserted only now: the operations above address existing containers by index.
+    if let Some(proxy) = &proxy {
+        proxy.insert_ops(spec, &mut ops);
+    }
     for name in &skip {
-        let known = groups
-            .iter()
-            .any(|(_, containers)| containers.iter().any(|c| c.name.as_str() == *name));
+        let known = proxy.as_ref().is_some_and(|p| p.claims(name))
+            || groups
+                .iter()
+                .any(|(_, containers)| containers.iter().any(|c| c.name.as_str() == *name));
         if !known {
             warnings.push(format!(
                 "{SKIP_CONTAINERS_ANNOTATION} names container {name:?}, which the pod does not have"
@@ -161,5 +171,7 @@ fn skip_list<'p>(pod: &'p PodView<'_>) -> Vec<&'p str> {
         .unwrap_or_default()
 }
 
+#[cfg(test)]
+mod proxy_tests;
 #[cfg(test)]
 mod tests;

@@ -12,6 +12,15 @@ pub const DEFAULT_IDENTITY_BINDING_KEY: &str = "azure.workload.identity/use-iden
 /// Records the client and tenant IDs this webhook injected, so a reinvocation can tell its own env
 /// values from the user's and refresh them when the service account changed (W32).
 pub const INJECTED_IDENTITY_ANNOTATION: &str = "azure.workload.identity/injected-identity";
+pub const INJECT_PROXY_ANNOTATION: &str = "azure.workload.identity/inject-proxy-sidecar";
+pub const PROXY_PORT_ANNOTATION: &str = "azure.workload.identity/proxy-sidecar-port";
+
+pub const PROXY_CONTAINER: &str = "azwi-proxy";
+pub const PROXY_INIT_CONTAINER: &str = "azwi-proxy-init";
+pub const ENV_PROXY_PORT: &str = "PROXY_PORT";
+pub const DEFAULT_PROXY_PORT: u16 = 8000;
+/// Passed to the proxy when the webhook's own `--log-level` is unset, instead of an empty value (W21).
+pub const DEFAULT_PROXY_LOG_LEVEL: &str = "info";
 
 pub const VOLUME_NAME_PREFIX: &str = "azure-workload-identity-reserved-";
 pub const MOUNT_PATH: &str = "/var/run/secrets/azure/wi";

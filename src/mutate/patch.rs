@@ -60,6 +60,9 @@ pub enum PatchValue {
     Volume(Volume),
     Volumes(Vec<Volume>),
     Sources(Vec<ProjectionSource>),
+    /// Boxed: a container is several times larger than every other value.
+    Container(Box<Container>),
+    Containers(Vec<Container>),
     #[serde(serialize_with = "serialize_pairs")]
     Map(Vec<(String, String)>),
     Metadata(MetadataPatch),
@@ -133,6 +136,71 @@ pub struct ClusterTrustBundleProjection {
     pub label_selector: serde_json::Value,
     pub optional: bool,
     pub path: &'static str,
+}
+
+/// The few container fields the proxy containers set; everything else is left to API defaulting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Container {
+    pub name: &'static str,
+    pub image: String,
+    pub image_pull_policy: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<ContainerPort>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Lifecycle>,
+    pub security_context: SecurityContext,
+    /// `Always` makes an init container a native sidecar.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<&'static str>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerPort {
+    pub container_port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lifecycle {
+    pub post_start: LifecycleHandler,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LifecycleHandler {
+    pub exec: ExecAction,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExecAction {
+    pub command: Vec<String>,
+}
+
+/// Optional fields are the ones only one of the proxy containers sets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecurityContext {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_privilege_escalation: Option<bool>,
+    pub capabilities: Capabilities,
+    pub privileged: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_only_root_filesystem: Option<bool>,
+    pub run_as_non_root: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_as_user: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Capabilities {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub add: Vec<&'static str>,
+    pub drop: Vec<&'static str>,
 }
 
 /// `{"annotations": {...}}`, for a pod that has no `metadata` at all.

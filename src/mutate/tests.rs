@@ -9,13 +9,14 @@ use crate::settings::{IdentityBinding, ProxySettings};
 const TENANT: &str = "cluster-tenant";
 const AUTHORITY: &str = "https://login.microsoftonline.com/";
 
-fn settings() -> Settings {
+pub(super) fn settings() -> Settings {
     Settings {
         audience: "api://AzureADTokenExchange".into(),
         tenant_id: TENANT.into(),
         authority_host: AUTHORITY.into(),
         identity_binding: Some(identity_binding(ClusterCa::None)),
         proxy: ProxySettings::default(),
+        native_sidecars: false,
     }
 }
 
@@ -36,7 +37,7 @@ fn with_ca(ca: ClusterCa) -> Settings {
     }
 }
 
-fn sa(annotations: &[(&str, &str)]) -> ServiceAccountMeta {
+pub(super) fn sa(annotations: &[(&str, &str)]) -> ServiceAccountMeta {
     ServiceAccountMeta {
         namespace: "ns".into(),
         name: "workload".into(),
@@ -47,11 +48,11 @@ fn sa(annotations: &[(&str, &str)]) -> ServiceAccountMeta {
     }
 }
 
-fn default_sa() -> ServiceAccountMeta {
+pub(super) fn default_sa() -> ServiceAccountMeta {
     sa(&[(CLIENT_ID_ANNOTATION, "client-1")])
 }
 
-fn pod(containers: Value) -> Value {
+pub(super) fn pod(containers: Value) -> Value {
     json!({
         "apiVersion": "v1",
         "kind": "Pod",
@@ -60,11 +61,11 @@ fn pod(containers: Value) -> Value {
     })
 }
 
-fn one_container() -> Value {
+pub(super) fn one_container() -> Value {
     pod(json!([{"name": "app", "image": "app:1"}]))
 }
 
-fn try_run(
+pub(super) fn try_run(
     settings: &Settings,
     input: &Value,
     sa: &ServiceAccountMeta,
@@ -80,15 +81,19 @@ fn try_run(
     Ok((output, mutation))
 }
 
-fn run(settings: &Settings, input: &Value, sa: &ServiceAccountMeta) -> (Value, Mutation) {
+pub(super) fn run(
+    settings: &Settings,
+    input: &Value,
+    sa: &ServiceAccountMeta,
+) -> (Value, Mutation) {
     try_run(settings, input, sa).expect("pod is admitted")
 }
 
-fn reject(settings: &Settings, input: &Value, sa: &ServiceAccountMeta) -> Rejection {
+pub(super) fn reject(settings: &Settings, input: &Value, sa: &ServiceAccountMeta) -> Rejection {
     try_run(settings, input, sa).expect_err("pod is rejected")
 }
 
-fn env_of(pod: &Value, field: &str, index: usize) -> Vec<(String, String)> {
+pub(super) fn env_of(pod: &Value, field: &str, index: usize) -> Vec<(String, String)> {
     pod["spec"][field][index]["env"]
         .as_array()
         .map(|env| {
@@ -104,7 +109,7 @@ fn env_of(pod: &Value, field: &str, index: usize) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-fn names(env: &[(String, String)]) -> Vec<&str> {
+pub(super) fn names(env: &[(String, String)]) -> Vec<&str> {
     env.iter().map(|(n, _)| n.as_str()).collect()
 }
 
@@ -606,7 +611,7 @@ fn replaces_a_mount_of_its_volume_at_another_path() {
     );
 }
 
-fn assert_reinvocation_is_a_no_op(
+pub(super) fn assert_reinvocation_is_a_no_op(
     settings: &Settings,
     input: &Value,
     account: &ServiceAccountMeta,

@@ -1,0 +1,255 @@
+//! The optional proxy sidecar (`azwi-proxy`) and its iptables init container (`azwi-proxy-init`),
+//! injected when the pod asks for them with `inject-proxy-sidecar: "true"`.
+
+use crate::settings::Settings;
+
+use super::identity::parse_int;
+use super::names::*;
+use super::patch::{
+    Capabilities, Container, ContainerPort, EnvVar, ExecAction, Lifecycle, LifecycleHandler,
+    PatchOp, PatchValue, SecurityContext,
+};
+use super::view::{ContainerView, PodView, SpecView};
+use super::Rejection;
+
+const INIT_CONTAINERS: &str = "initContainers";
+const CONTAINERS: &str = "containers";
+
+/// The proxy a pod asked for. Existing containers with the proxy names are taken as an earlier
+/// injection: they are neither duplicated nor given the Azure env and mount (W09).
+#[derive(Debug)]
+pub struct Proxy<'s> {
+    settings: &'s Settings,
+    port: u16,
+}
+
+/// `None` when the pod does not ask for the proxy. Checks run in upstream order (hostNetwork, then
+/// port), and before anything about the token, so that proxy errors win as they do upstream.
+pub fn plan<'s>(
+    settings: &'s Settings,
+    pod: &PodView<'_>,
+    spec: &SpecView<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Proxy<'s>>, Rejection> {
+    let Some(value) = pod.annotation(INJECT_PROXY_ANNOTATION) else {
+        return Ok(None);
+    };
+    // Upstream injects whenever the key is present, even for "false" (W11).
+    if !value.eq_ignore_ascii_case("true") {
+        if !value.eq_ignore_ascii_case("false") {
+            warnings.push(format!(
+                "{INJECT_PROXY_ANNOTATION}: value {value:?} is not \"true\", so no proxy sidecar is injected"
+            ));
+        }
+        return Ok(None);
+    }
+    if spec.host_network == Some(true) {
+        return Err(Rejection::bad_request(format!(
+            "hostNetwork is set to true, cannot inject proxy sidecar: its iptables rules would redirect \
+             the node's traffic; remove {INJECT_PROXY_ANNOTATION} or hostNetwork"
+        )));
+    }
+    let proxy = Proxy {
+        settings,
+        port: port(pod)?,
+    };
+    proxy.check_name_clashes(spec)?;
+    Ok(Some(proxy))
+}
+
+/// Base-10 as upstream (a leading `+` is accepted, W20), but limited to real ports (W10).
+fn port(pod: &PodView<'_>) -> Result<u16, Rejection> {
+    let Some(raw) = pod.annotation(PROXY_PORT_ANNOTATION) else {
+        return Ok(DEFAULT_PROXY_PORT);
+    };
+    match parse_int(raw).map(u16::try_from) {
+        Some(Ok(port)) if port != 0 => Ok(port),
+        Some(_) => Err(Rejection::bad_request(format!(
+            "{PROXY_PORT_ANNOTATION} is {raw:?}, which is out of range: the proxy sidecar port must be \
+             between 1 and 65535"
+        ))),
+        None => Err(Rejection::bad_request(format!(
+            "{PROXY_PORT_ANNOTATION} is {raw:?}, which is not a whole number: the proxy sidecar port \
+             must be between 1 and 65535"
+        ))),
+    }
+}
+
+impl Proxy<'_> {
+    /// Which list each proxy container belongs in: native sidecars are init containers.
+    fn home(&self, name: &str) -> &'static str {
+        if name == PROXY_CONTAINER && !self.settings.native_sidecars {
+            CONTAINERS
+        } else {
+            INIT_CONTAINERS
+        }
+    }
+
+    fn is_proxy_name(name: &str) -> bool {
+        name == PROXY_CONTAINER || name == PROXY_INIT_CONTAINER
+    }
+
+    /// Whether `name` is one of the proxy containers, wherever it is (it is skipped by the skip-list
+    /// check too: the webhook adds it).
+    pub fn claims(&self, name: &str) -> bool {
+        Self::is_proxy_name(name)
+    }
+
+    /// Whether the existing container `name` in `spec.<field>` is this webhook's own proxy container.
+    pub fn owns(&self, field: &str, name: &str) -> bool {
+        Self::is_proxy_name(name) && self.home(name) == field
+    }
+
+    /// Pod names must be unique across both lists, so a proxy name in the other list would make the
+    /// API server refuse the pod with a message that does not mention the proxy (W27).
+    fn check_name_clashes(&self, spec: &SpecView<'_>) -> Result<(), Rejection> {
+        for (field, list) in [
+            (INIT_CONTAINERS, spec.init_containers.as_deref()),
+            (CONTAINERS, spec.containers.as_deref()),
+        ] {
+            let clash = list
+                .unwrap_or_default()
+                .iter()
+                .map(|c| c.name.as_str())
+                .find(|name| Self::is_proxy_name(name) && self.home(name) != field);
+            if let Some(name) = clash {
+                let mode = if self.settings.native_sidecars {
+                    "as a native sidecar "
+                } else {
+                    ""
+                };
+                return Err(Rejection::bad_request(format!(
+                    "container {name:?} in spec.{field} clashes with the container of that name this webhook \
+                     injects {mode}into spec.{} for {INJECT_PROXY_ANNOTATION}: rename the container or \
+                     remove the annotation",
+                    self.home(name)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the missing proxy containers: native `[azwi-proxy, <init…>, azwi-proxy-init]`; classic
+    /// init `[<init…>, azwi-proxy-init]` and containers `[azwi-proxy, <containers…>]` (W15 kept).
+    /// The caller must emit these after every operation that addresses an existing container by
+    /// index: RFC 6902 applies operations in order, so the insert at 0 then shifts nothing that is
+    /// still to be addressed.
+    pub fn insert_ops(&self, spec: &SpecView<'_>, ops: &mut Vec<PatchOp>) {
+        let init_list = spec.init_containers.as_deref();
+        let containers = spec.containers.as_deref();
+        let init = (!has(init_list, PROXY_INIT_CONTAINER)).then(|| self.init_container());
+        if self.settings.native_sidecars {
+            let sidecar = (!has(init_list, PROXY_CONTAINER)).then(|| self.sidecar());
+            insert(INIT_CONTAINERS, init_list, sidecar, init, ops);
+        } else {
+            let sidecar = (!has(containers, PROXY_CONTAINER)).then(|| self.sidecar());
+            insert(INIT_CONTAINERS, init_list, None, init, ops);
+            insert(CONTAINERS, containers, sidecar, None, ops);
+        }
+    }
+
+    fn init_container(&self) -> Container {
+        Container {
+            name: PROXY_INIT_CONTAINER,
+            image: self.settings.proxy.init_image.clone(),
+            image_pull_policy: "IfNotPresent",
+            args: Vec::new(),
+            env: vec![EnvVar {
+                name: ENV_PROXY_PORT,
+                value: self.port.to_string(),
+            }],
+            ports: Vec::new(),
+            lifecycle: None,
+            // Installs iptables rules in the pod's network namespace.
+            security_context: SecurityContext {
+                allow_privilege_escalation: None,
+                capabilities: Capabilities {
+                    add: vec!["NET_ADMIN"],
+                    drop: vec!["ALL"],
+                },
+                privileged: true,
+                read_only_root_filesystem: None,
+                run_as_non_root: false,
+                run_as_user: Some(0),
+            },
+            restart_policy: None,
+        }
+    }
+
+    fn sidecar(&self) -> Container {
+        let port_arg = format!("--proxy-port={}", self.port);
+        let level = match self.settings.proxy.log_level.as_str() {
+            "" => DEFAULT_PROXY_LOG_LEVEL,
+            level => level,
+        };
+        let level_arg = format!("--log-level={level}");
+        Container {
+            name: PROXY_CONTAINER,
+            image: self.settings.proxy.image.clone(),
+            image_pull_policy: "IfNotPresent",
+            args: vec![port_arg.clone(), level_arg.clone()],
+            env: Vec::new(),
+            ports: vec![ContainerPort {
+                container_port: self.port,
+            }],
+            // The kubelet starts the containers after this one only once the probe sees the proxy answer.
+            lifecycle: Some(Lifecycle {
+                post_start: LifecycleHandler {
+                    exec: ExecAction {
+                        command: vec!["/proxy".into(), port_arg, "--probe".into(), level_arg],
+                    },
+                },
+            }),
+            security_context: SecurityContext {
+                allow_privilege_escalation: Some(false),
+                capabilities: Capabilities {
+                    add: Vec::new(),
+                    drop: vec!["ALL"],
+                },
+                privileged: false,
+                read_only_root_filesystem: Some(true),
+                run_as_non_root: true,
+                run_as_user: None,
+            },
+            restart_policy: self.settings.native_sidecars.then_some("Always"),
+        }
+    }
+}
+
+fn has(list: Option<&[ContainerView<'_>]>, name: &str) -> bool {
+    list.unwrap_or_default()
+        .iter()
+        .any(|c| c.name.as_str() == name)
+}
+
+/// An absent or `null` list is added whole, since there is nothing to index into.
+fn insert(
+    field: &str,
+    existing: Option<&[ContainerView<'_>]>,
+    first: Option<Container>,
+    last: Option<Container>,
+    ops: &mut Vec<PatchOp>,
+) {
+    if existing.is_none() {
+        let whole: Vec<Container> = first.into_iter().chain(last).collect();
+        if !whole.is_empty() {
+            ops.push(PatchOp::add(
+                format!("/spec/{field}"),
+                PatchValue::Containers(whole),
+            ));
+        }
+        return;
+    }
+    if let Some(container) = last {
+        ops.push(PatchOp::add(
+            format!("/spec/{field}/-"),
+            PatchValue::Container(Box::new(container)),
+        ));
+    }
+    if let Some(container) = first {
+        ops.push(PatchOp::add(
+            format!("/spec/{field}/0"),
+            PatchValue::Container(Box::new(container)),
+        ));
+    }
+}
