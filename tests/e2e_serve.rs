@@ -182,6 +182,18 @@ async fn mutates_over_http2_and_http1_with_the_real_kube_client() {
             .count(fake_apiserver::Endpoint::GetServiceAccount)
             >= 2
     );
+    let (status, scrape) = get_plain(running.metrics_addr, "/metrics")
+        .await
+        .expect("scrape");
+    assert_eq!(status, 200);
+    for series in [
+        "azwi_admission_requests_total{outcome=\"mutated\",reason=\"none\"} 2",
+        "azwi_mutation_request_count{namespace=\"ns\"} 2",
+        "azwi_build_info{version=\"",
+        "azwi_tls_certificate_expiry_timestamp_seconds ",
+    ] {
+        assert!(scrape.contains(series), "missing {series} in\n{scrape}");
+    }
     stop(running).await;
 }
 
