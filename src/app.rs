@@ -142,7 +142,7 @@ pub async fn serve(
     let listeners = Listeners {
         webhook: bound.webhook,
         tls: tls_config,
-        app: server::router(admitter),
+        app: server::router_with_limit(admitter, config.max_in_flight_reviews),
         plain: vec![
             (bound.health, server::health_router(readiness.clone())),
             (bound.metrics, crate::metrics::router(metrics)),

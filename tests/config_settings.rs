@@ -91,6 +91,7 @@ fn defaults_give_documented_settings_and_serve_config() {
             log_level: LogLevel::Unset,
             shutdown_delay: Duration::from_secs(5),
             rbac_check: RbacCheck::Deny,
+            max_in_flight_reviews: 1000,
             pod_namespace: "azure-workload-identity-system".into(),
         }
     );

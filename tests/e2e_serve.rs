@@ -66,6 +66,7 @@ async fn start() -> Running {
         log_level: LogLevel::Unset,
         shutdown_delay: Duration::from_millis(50),
         rbac_check: RbacCheck::Deny,
+        max_in_flight_reviews: 1000,
         pod_namespace: "azure-workload-identity-system".into(),
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -285,3 +285,57 @@ async fn panicking_handler_gets_500_admission_review() {
         .unwrap()
         .contains("boom"));
 }
+
+/// Holds every review until released, counting those that reached the handler.
+struct Gate {
+    release: tokio::sync::Semaphore,
+    entered: std::sync::atomic::AtomicUsize,
+}
+
+impl ReviewHandler for Gate {
+    fn review(&self, body: Bytes, _: Option<Duration>) -> BoxFuture<'_, ReviewReply> {
+        self.entered
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move {
+            let _permit = self.release.acquire().await;
+            ReviewReply {
+                status: 200,
+                body: body.to_vec(),
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn reviews_beyond_the_in_flight_limit_are_shed_with_429() {
+    let gate = Arc::new(Gate {
+        release: tokio::sync::Semaphore::new(0),
+        entered: std::sync::atomic::AtomicUsize::new(0),
+    });
+    let app = azwi_webhook::server::router_with_limit(gate.clone(), 2);
+    let held: Vec<_> = (0..2)
+        .map(|_| tokio::spawn(call(app.clone(), "POST", "/mutate-v1-pod", b"{}".to_vec())))
+        .collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while gate.entered.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "requests never reached the handler"
+        );
+        tokio::task::yield_now().await;
+    }
+    let (status, _, shed) = call(app.clone(), "POST", "/mutate-v1-pod", b"{}".to_vec()).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let review: serde_json::Value = serde_json::from_slice(&shed).unwrap();
+    assert_eq!(review["response"]["status"]["code"], 429);
+    assert!(review["response"]["status"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("2 admission reviews"));
+    gate.release.add_permits(100);
+    for task in held {
+        assert_eq!(task.await.unwrap().0, StatusCode::OK);
+    }
+    let (status, _, _) = call(app, "POST", "/mutate-v1-pod", b"{}".to_vec()).await;
+    assert_eq!(status, StatusCode::OK, "slots are released");
+}

@@ -19,6 +19,7 @@ impl Denial {
             400 => "BadRequest",
             403 => "Forbidden",
             413 => "RequestEntityTooLarge",
+            429 => "TooManyRequests",
             _ => "InternalError",
         }
     }

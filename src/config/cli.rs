@@ -131,6 +131,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "MODE", default_value = "deny")]
     pub rbac_check: String,
 
+    /// Reviews handled at once; beyond this the webhook answers 429 at once instead of queueing.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_in_flight_reviews: u32,
+
     #[command(flatten)]
     pub mutation: MutationArgs,
 }

@@ -32,6 +32,8 @@ pub struct ServeConfig {
     pub log_level: LogLevel,
     pub shutdown_delay: Duration,
     pub rbac_check: RbacCheck,
+    /// Reviews served concurrently before new ones are shed with 429.
+    pub max_in_flight_reviews: usize,
     /// `POD_NAMESPACE`: where the certificate Secret lives, and part of the service DNS name.
     pub pod_namespace: String,
 }
@@ -56,6 +58,7 @@ pub fn load_serve(
         log_level: values::log_level(&args.mutation.log_level)?,
         shutdown_delay: values::duration("--shutdown-delay", &args.shutdown_delay)?,
         rbac_check: values::rbac_check(&args.rbac_check)?,
+        max_in_flight_reviews: args.max_in_flight_reviews as usize,
         pod_namespace,
     };
     require_cert_rotation_disabled(&config)?;

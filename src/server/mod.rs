@@ -9,7 +9,10 @@ mod serve;
 use std::time::Duration;
 
 pub use health::{health_router, Readiness, ReadinessCheck};
-pub use routes::{budget_from_query, parse_duration, router, MAX_BODY_BYTES, MUTATE_PATH};
+pub use routes::{
+    budget_from_query, parse_duration, router, router_with_limit, DEFAULT_MAX_IN_FLIGHT,
+    MAX_BODY_BYTES, MUTATE_PATH,
+};
 pub use serve::{serve, shutdown_signal, Listeners};
 
 /// Errors starting the server. Once serving, per-connection failures are logged, not returned.

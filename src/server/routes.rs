@@ -8,12 +8,17 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, StatusCode, Uri};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 
+use crate::admission::response::{self, Denial};
+use crate::admission::wire::ReviewVersion;
 use crate::review::ReviewHandler;
 
 /// The path the MutatingWebhookConfiguration points at (same as upstream).
@@ -23,12 +28,59 @@ pub const MUTATE_PATH: &str = "/mutate-v1-pod";
 /// no sane pod comes close and it bounds memory per request.
 pub const MAX_BODY_BYTES: usize = 7 * 1024 * 1024;
 
+/// Default for `--max-in-flight-reviews`.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 1000;
+
 /// The webhook listener's routes. Unknown paths get 404, other methods on the path 405.
 pub fn router(handler: Arc<dyn ReviewHandler>) -> Router {
+    router_with_limit(handler, DEFAULT_MAX_IN_FLIGHT)
+}
+
+/// As [`router`], shedding reviews beyond `max_in_flight` with an immediate 429 before their body
+/// is read: under a burst a fast refusal beats a queue that outlives the API server's timeout.
+pub fn router_with_limit(handler: Arc<dyn ReviewHandler>, max_in_flight: usize) -> Router {
+    let in_flight = Arc::new(InFlight {
+        current: AtomicUsize::new(0),
+        limit: max_in_flight.max(1),
+    });
     Router::new()
         .route(MUTATE_PATH, post(mutate))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .route_layer(middleware::from_fn_with_state(in_flight, shed))
         .with_state(handler)
+}
+
+struct InFlight {
+    current: AtomicUsize,
+    limit: usize,
+}
+
+/// Releases the slot however the request ends, including a dropped connection.
+struct Slot<'a>(&'a AtomicUsize);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+async fn shed(State(in_flight): State<Arc<InFlight>>, request: Request, next: Next) -> Response {
+    let before = in_flight.current.fetch_add(1, Ordering::AcqRel);
+    let _slot = Slot(&in_flight.current);
+    if before >= in_flight.limit {
+        tracing::warn!(
+            limit = in_flight.limit,
+            "admission review shed: too many in flight"
+        );
+        return admission_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "the webhook is already handling {} admission reviews; retry shortly",
+                in_flight.limit
+            ),
+        );
+    }
+    next.run(request).await
 }
 
 async fn mutate(
@@ -124,16 +176,14 @@ fn body_error(rejection: &BytesRejection) -> Response {
 /// An AdmissionReview-shaped refusal for failures that happen before (or instead of) the
 /// handler's own answer; there is no request to echo, so `uid` is empty.
 fn admission_error(status: StatusCode, message: String) -> Response {
-    let body = serde_json::json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "response": {
-            "uid": "",
-            "allowed": false,
-            "status": { "metadata": {}, "code": status.as_u16(), "message": message },
-        },
-    });
-    json(status, body.to_string().into_bytes())
+    let denial = Denial {
+        code: status.as_u16(),
+        message,
+    };
+    json(
+        status,
+        response::denied(ReviewVersion::V1, "", &denial, &[]),
+    )
 }
 
 fn json(status: StatusCode, body: Vec<u8>) -> Response {
