@@ -114,7 +114,10 @@ async fn serves_listed_and_later_created_service_accounts_from_the_watch() {
     .await;
 
     let sa = harness.cache.get("apps", "later").await.expect("found");
-    assert_eq!(sa.annotations.get(CLIENT_ID).map(String::as_str), Some("two"));
+    assert_eq!(
+        sa.annotations.get(CLIENT_ID).map(String::as_str),
+        Some("two")
+    );
     assert_eq!(harness.cache.len(), 2);
     assert_eq!(
         harness.take_seen(),
@@ -127,7 +130,11 @@ async fn serves_listed_and_later_created_service_accounts_from_the_watch() {
         .find(|r| r.endpoint == Endpoint::WatchServiceAccounts)
         .expect("a watch request");
     assert_eq!(watch.path, "/api/v1/serviceaccounts");
-    assert!(watch.query.contains("allowWatchBookmarks=true"), "{}", watch.query);
+    assert!(
+        watch.query.contains("allowWatchBookmarks=true"),
+        "{}",
+        watch.query
+    );
     assert!(watch
         .accept
         .as_deref()
@@ -144,9 +151,16 @@ async fn service_account_not_yet_delivered_by_the_watch_is_fetched_live() {
     fake.close_watches();
     fake.add_service_account("apps", "fresh", &[(CLIENT_ID, "new")]);
 
-    let sa = harness.cache.get("apps", "fresh").await.expect("found live");
+    let sa = harness
+        .cache
+        .get("apps", "fresh")
+        .await
+        .expect("found live");
 
-    assert_eq!(sa.annotations.get(CLIENT_ID).map(String::as_str), Some("new"));
+    assert_eq!(
+        sa.annotations.get(CLIENT_ID).map(String::as_str),
+        Some("new")
+    );
     assert_eq!(fake.count(Endpoint::GetServiceAccount), 1);
     assert_eq!(
         harness.take_seen(),
@@ -207,7 +221,10 @@ async fn deleted_service_account_is_not_found() {
     let harness = Harness::synced(&fake).await;
 
     fake.delete_service_account("apps", "sa");
-    eventually("the deletion", || harness.cache.cached("apps", "sa").is_none()).await;
+    eventually("the deletion", || {
+        harness.cache.cached("apps", "sa").is_none()
+    })
+    .await;
 
     let error = harness.cache.get("apps", "sa").await.expect_err("deleted");
     assert!(matches!(error, LookupError::NotFound { .. }), "{error:?}");
@@ -285,7 +302,11 @@ async fn serves_cached_entries_while_the_api_server_is_down() {
     let harness = Harness::synced(&fake).await;
 
     fake.set_outage(Outage::Refuse).await;
-    let sa = harness.cache.get("apps", "cached").await.expect("from cache");
+    let sa = harness
+        .cache
+        .get("apps", "cached")
+        .await
+        .expect("from cache");
     assert_eq!(sa.annotations.get(CLIENT_ID).map(String::as_str), Some("c"));
     let started = Instant::now();
     let missing = tokio::time::timeout(
@@ -299,7 +320,10 @@ async fn serves_cached_entries_while_the_api_server_is_down() {
         "{missing:?}"
     );
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert!(harness.cache.is_synced(), "an outage does not unready a synced cache");
+    assert!(
+        harness.cache.is_synced(),
+        "an outage does not unready a synced cache"
+    );
     assert_eq!(
         harness.take_seen(),
         vec![
@@ -326,10 +350,16 @@ async fn not_synced_until_the_first_list_and_startup_does_not_wait() {
 
     let started = Instant::now();
     let harness = Harness::start(&fake);
-    assert!(started.elapsed() < Duration::from_millis(500), "spawn returns at once");
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "spawn returns at once"
+    );
     assert!(!harness.cache.is_synced());
     let during = harness.cache.get("apps", "sa").await;
-    assert!(matches!(during, Err(LookupError::Unavailable { .. })), "{during:?}");
+    assert!(
+        matches!(during, Err(LookupError::Unavailable { .. })),
+        "{during:?}"
+    );
     assert!(!harness.cache.is_synced());
 
     fake.end_outage().await;
@@ -372,7 +402,10 @@ async fn ten_thousand_service_accounts_load_and_are_counted() {
             &[
                 (CLIENT_ID, client_id.as_str()),
                 (TENANT_ID, "72f988bf-86f1-41af-91ab-2d7cd011db47"),
-                ("azure.workload.identity/service-account-token-expiration", "3600"),
+                (
+                    "azure.workload.identity/service-account-token-expiration",
+                    "3600",
+                ),
             ],
         );
     }
@@ -382,7 +415,11 @@ async fn ten_thousand_service_accounts_load_and_are_counted() {
     let elapsed = started.elapsed();
 
     assert_eq!(harness.cache.len(), COUNT);
-    assert_eq!(fake.count(Endpoint::ListServiceAccounts), 20, "500-object pages");
+    assert_eq!(
+        fake.count(Endpoint::ListServiceAccounts),
+        20,
+        "500-object pages"
+    );
     let sa = harness
         .cache
         .get("team-42", "workload-9942")
@@ -392,5 +429,7 @@ async fn ten_thousand_service_accounts_load_and_are_counted() {
         sa.annotations.get(CLIENT_ID).map(String::as_str),
         Some("000026d6-0000-4000-8000-000000000000")
     );
-    eprintln!("service-account cache: {COUNT} service accounts synced in {elapsed:?} (start to ready)");
+    eprintln!(
+        "service-account cache: {COUNT} service accounts synced in {elapsed:?} (start to ready)"
+    );
 }

@@ -244,7 +244,13 @@ mod tests {
 
     #[test]
     fn native_sidecars_from_one_thirty_two() {
-        for yes in ["v1.32.0", "v1.33.1-eks-abc", "v1.40.0", "v2.0.0", "v1.32.0+k3s1"] {
+        for yes in [
+            "v1.32.0",
+            "v1.33.1-eks-abc",
+            "v1.40.0",
+            "v2.0.0",
+            "v1.32.0+k3s1",
+        ] {
             assert!(native_sidecars_for(yes), "{yes}");
         }
         for no in ["v1.31.9", "v1.31.99-gke.1", "v0.99.0", "garbage", ""] {

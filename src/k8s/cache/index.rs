@@ -105,7 +105,10 @@ mod tests {
         index.apply(meta("ns", "a", "1"));
         let before = index.get("ns", "a").expect("present");
         index.apply(meta("ns", "a", "1"));
-        assert!(Arc::ptr_eq(&before, &index.get("ns", "a").expect("present")));
+        assert!(Arc::ptr_eq(
+            &before,
+            &index.get("ns", "a").expect("present")
+        ));
     }
 
     #[test]
@@ -136,7 +139,10 @@ mod tests {
 
         assert_eq!(index.len(), 3);
         assert!(Arc::ptr_eq(&kept, &index.get("ns", "kept").expect("kept")));
-        assert_eq!(index.get("ns", "changed").expect("changed").annotations["client-id"], "2");
+        assert_eq!(
+            index.get("ns", "changed").expect("changed").annotations["client-id"],
+            "2"
+        );
         assert!(index.get("ns", "gone").is_none());
         assert!(index.get("new", "added").is_some());
     }
