@@ -1,7 +1,11 @@
 //! Measures what the service-account cache costs with 10,000 service accounts (3 annotations each):
 //! time from start to synced, process RSS, and the heap the cache itself holds.
 //!
-//! `cargo run --release --example cache_rss [-- COUNT]`
+//! `cargo run --release --example cache_rss [-- COUNT [last-applied]]`
+//!
+//! With `last-applied`, each service account also carries a ~400-byte
+//! `kubectl.kubernetes.io/last-applied-configuration` annotation, as `kubectl apply` leaves behind;
+//! the cache drops it (only `azure.workload.identity/` annotations are kept).
 //!
 //! The fake API server runs in this process too, so RSS includes its copy of the objects; the
 //! counting allocator separates what the cache retains (heap before start vs. while running, and
@@ -72,24 +76,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|n| n.parse())
         .transpose()?
         .unwrap_or(10_000);
+    let last_applied = std::env::args().nth(2).as_deref() == Some("last-applied");
     let fake = FakeApiServer::start().await;
     for i in 0..count {
         let client_id = format!("{i:08x}-0000-4000-8000-000000000000");
-        fake.add_service_account(
-            &format!("team-{}", i % 100),
-            &format!("workload-{i}"),
-            &[
-                ("azure.workload.identity/client-id", client_id.as_str()),
-                (
-                    "azure.workload.identity/tenant-id",
-                    "72f988bf-86f1-41af-91ab-2d7cd011db47",
-                ),
-                (
-                    "azure.workload.identity/service-account-token-expiration",
-                    "3600",
-                ),
-            ],
+        let (namespace, name) = (format!("team-{}", i % 100), format!("workload-{i}"));
+        let applied = format!(
+            r#"{{"apiVersion":"v1","kind":"ServiceAccount","metadata":{{"annotations":{{"azure.workload.identity/client-id":"{client_id}","azure.workload.identity/tenant-id":"72f988bf-86f1-41af-91ab-2d7cd011db47","azure.workload.identity/service-account-token-expiration":"3600"}},"name":"{name}","namespace":"{namespace}"}}}}"#
         );
+        let mut annotations = vec![
+            ("azure.workload.identity/client-id", client_id.as_str()),
+            (
+                "azure.workload.identity/tenant-id",
+                "72f988bf-86f1-41af-91ab-2d7cd011db47",
+            ),
+            (
+                "azure.workload.identity/service-account-token-expiration",
+                "3600",
+            ),
+        ];
+        if last_applied {
+            annotations.push((
+                "kubectl.kubernetes.io/last-applied-configuration",
+                applied.as_str(),
+            ));
+        }
+        fake.add_service_account(&namespace, &name, &annotations);
     }
     let watch_client = client_from_config(fake.config(), &ClientOptions::for_watches())?;
     let live = LiveServiceAccounts::new(client_from_config(

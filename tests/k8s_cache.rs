@@ -36,6 +36,10 @@ impl Drop for Harness {
 
 impl Harness {
     fn start(fake: &FakeApiServer) -> Self {
+        Self::start_with(fake, CacheOptions::default())
+    }
+
+    fn start_with(fake: &FakeApiServer, options: CacheOptions) -> Self {
         let watch_client =
             client_from_config(fake.config(), &ClientOptions::for_watches()).expect("watch client");
         let request_client =
@@ -50,7 +54,7 @@ impl Harness {
         });
         let options = CacheOptions {
             observer: Some(observer),
-            ..CacheOptions::default()
+            ..options
         };
         let (cache, task) = CachedServiceAccounts::spawn_with(
             watch_client,
@@ -61,7 +65,11 @@ impl Harness {
     }
 
     async fn synced(fake: &FakeApiServer) -> Self {
-        let harness = Self::start(fake);
+        Self::synced_with(fake, CacheOptions::default()).await
+    }
+
+    async fn synced_with(fake: &FakeApiServer, options: CacheOptions) -> Self {
+        let harness = Self::start_with(fake, options);
         tokio::time::timeout(DEADLINE, harness.cache.wait_synced())
             .await
             .expect("cache synced in time");
@@ -171,6 +179,41 @@ async fn service_account_not_yet_delivered_by_the_watch_is_fetched_live() {
     );
     // The live answer is not stored: only the watch fills the cache.
     assert!(harness.cache.cached("apps", "fresh").is_none());
+}
+
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+#[tokio::test]
+async fn keeps_only_workload_identity_annotations_on_hits_and_misses() {
+    let fake = FakeApiServer::start().await;
+    let annotations = [(CLIENT_ID, "c"), (LAST_APPLIED, "{\"big\":\"json\"}")];
+    fake.add_service_account("apps", "listed", &annotations);
+    let harness = Harness::synced(&fake).await;
+    watching(&fake, 1).await;
+    fake.delay_endpoint(Endpoint::WatchServiceAccounts, Duration::from_secs(60));
+    fake.close_watches();
+    fake.add_service_account("apps", "unlisted", &annotations);
+
+    for name in ["listed", "unlisted"] {
+        let sa = harness.cache.get("apps", name).await.expect("found");
+        let keys: Vec<&str> = sa.annotations.keys().map(String::as_str).collect();
+        assert_eq!(keys, vec![CLIENT_ID], "{name}");
+    }
+    assert_eq!(fake.count(Endpoint::GetServiceAccount), 1);
+}
+
+#[tokio::test]
+async fn keeps_every_annotation_without_a_prefix() {
+    let fake = FakeApiServer::start().await;
+    fake.add_service_account("apps", "sa", &[(CLIENT_ID, "c"), (LAST_APPLIED, "{}")]);
+    let options = CacheOptions {
+        annotation_prefix: None,
+        ..CacheOptions::default()
+    };
+    let harness = Harness::synced_with(&fake, options).await;
+
+    let sa = harness.cache.get("apps", "sa").await.expect("found");
+    assert_eq!(sa.annotations.len(), 2);
 }
 
 #[tokio::test]

@@ -2,7 +2,10 @@
 //! an in-memory index, with a live GET on a miss.
 //!
 //! - Memory: only [`ServiceAccountMeta`] (namespace, name, annotations) is kept; managedFields, labels
-//!   and everything else are dropped as each event arrives.
+//!   and everything else are dropped as each event arrives. By default only the
+//!   `azure.workload.identity/` annotations are kept too ([`CacheOptions::annotation_prefix`]): the
+//!   mutation reads nothing else, and other annotations (`kubectl.kubernetes.io/last-applied-configuration`
+//!   alone is often larger than everything we need) would be most of the cache's memory.
 //! - Misses: a service account created a moment before its pod may not have reached the cache yet, so
 //!   a miss asks the API server ([`LiveServiceAccounts::fetch`]); concurrent misses for one key share
 //!   one request. The answer is *not* stored: the watch delivers the object with its resourceVersion,
@@ -88,13 +91,20 @@ pub struct CacheOptions {
     /// The watcher configuration; the default asks for bookmarks, 500-object list pages and kube's
     /// 290 s watch timeout.
     pub watcher: watcher::Config,
+    /// Keep only annotations whose key starts with this (on cache and live answers alike, so a hit
+    /// and a miss look the same); `None` keeps every annotation.
+    pub annotation_prefix: Option<String>,
 }
+
+/// The annotations the mutation reads all live under this prefix.
+pub const DEFAULT_ANNOTATION_PREFIX: &str = "azure.workload.identity/";
 
 impl Default for CacheOptions {
     fn default() -> Self {
         Self {
             observer: None,
             watcher: watcher::Config::default(),
+            annotation_prefix: Some(DEFAULT_ANNOTATION_PREFIX.to_owned()),
         }
     }
 }
@@ -114,6 +124,7 @@ struct Shared {
     live: LiveServiceAccounts,
     inflight: Inflight,
     observer: Option<LookupObserver>,
+    annotation_prefix: Option<String>,
 }
 
 impl CachedServiceAccounts {
@@ -141,6 +152,7 @@ impl CachedServiceAccounts {
             live,
             inflight: Inflight::default(),
             observer: options.observer,
+            annotation_prefix: options.annotation_prefix,
         });
         let task = tokio::spawn(watch::run(shared.clone(), watch_client, options.watcher));
         (Self { shared }, task)
@@ -192,12 +204,12 @@ impl ServiceAccounts for CachedServiceAccounts {
                 return Ok(hit);
             }
             self.observe(LookupSource::Cache, LookupOutcome::Miss);
-            let live = &self.shared.live;
-            let outcome = self
-                .shared
+            let shared = &self.shared;
+            let outcome = shared
                 .inflight
                 .run(namespace, name, || async move {
-                    live.fetch(namespace, name).await.map(Arc::new)
+                    let meta = shared.live.fetch(namespace, name).await?;
+                    Ok(Arc::new(shared.trim(meta)))
                 })
                 .await;
             let result = match &outcome {
@@ -227,6 +239,15 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         change(&mut index);
         self.len.store(index.len(), Ordering::Relaxed);
+    }
+
+    /// Drops the annotations lookups never read.
+    fn trim(&self, mut meta: ServiceAccountMeta) -> ServiceAccountMeta {
+        if let Some(prefix) = &self.annotation_prefix {
+            meta.annotations
+                .retain(|key, _| key.starts_with(prefix.as_str()));
+        }
+        meta
     }
 
     /// Records the end of a full list; true only the first time.

@@ -50,7 +50,7 @@ fn apply(
     match event {
         watcher::Event::Init => *relist = Some(Index::default()),
         watcher::Event::InitApply(object) => {
-            if let Some(meta) = meta(object) {
+            if let Some(meta) = meta(shared, object) {
                 match relist.as_mut() {
                     Some(fresh) => fresh.apply(meta),
                     None => shared.update(|index| index.apply(meta)),
@@ -69,12 +69,12 @@ fn apply(
             }
         }
         watcher::Event::Apply(object) => {
-            if let Some(meta) = meta(object) {
+            if let Some(meta) = meta(shared, object) {
                 shared.update(|index| index.apply(meta));
             }
         }
         watcher::Event::Delete(object) => {
-            if let Some(meta) = meta(object) {
+            if let Some(meta) = meta(shared, object) {
                 shared.update(|index| index.delete(&meta.namespace, &meta.name));
             }
         }
@@ -82,14 +82,14 @@ fn apply(
 }
 
 /// Keeps what lookups need; an object without a namespace or name cannot be looked up, so it is skipped.
-fn meta(object: PartialObjectMeta<ServiceAccount>) -> Option<ServiceAccountMeta> {
+fn meta(shared: &Shared, object: PartialObjectMeta<ServiceAccount>) -> Option<ServiceAccountMeta> {
     let metadata = object.metadata;
     if metadata.namespace.as_deref().is_none_or(str::is_empty)
         || metadata.name.as_deref().is_none_or(str::is_empty)
     {
         return None;
     }
-    Some(service_account_meta("", "", metadata))
+    Some(shared.trim(service_account_meta("", "", metadata)))
 }
 
 /// Log throttling for watch failures: one warning when failures start, then one per [`WARN_EVERY`],
