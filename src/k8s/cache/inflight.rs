@@ -173,15 +173,19 @@ mod tests {
 
     #[test]
     fn errors_are_cloned_faithfully() {
-        let error: Outcome = Err(LookupError::Unavailable {
+        let unavailable = LookupError::Unavailable {
             namespace: "ns".into(),
             name: "sa".into(),
             reason: "down".into(),
-        });
-        let cloned = clone_outcome(&error);
-        assert_eq!(
-            cloned.expect_err("error").to_string(),
-            error.expect_err("error").to_string()
-        );
+        };
+        let not_found = LookupError::NotFound {
+            namespace: "ns".into(),
+            name: "sa".into(),
+        };
+        for error in [unavailable, not_found] {
+            let text = error.to_string();
+            let cloned = clone_outcome(&Err(error)).map(|_| ());
+            assert_eq!(cloned.map_err(|e| e.to_string()), Err(text));
+        }
     }
 }
