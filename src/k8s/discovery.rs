@@ -16,8 +16,9 @@ use k8s_openapi::apimachinery::pkg::version::Info;
 use kube::Client;
 use tokio::task::JoinHandle;
 
-/// First version where the webhook uses native sidecars: SidecarContainers is on by default since
-/// 1.29 (beta), and 1.32 is the oldest release still commonly supported by managed offerings with it.
+/// First version where the webhook uses native sidecars. The SidecarContainers feature is beta (on by
+/// default, but switchable off) from 1.29 and GA in 1.33; the project's threshold is 1.32, leaving the
+/// earliest beta releases on classic sidecars.
 pub const NATIVE_SIDECARS_SINCE: ServerVersion = ServerVersion {
     major: 1,
     minor: 32,
