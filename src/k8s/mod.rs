@@ -1,5 +1,7 @@
 //! Everything that talks to the Kubernetes API server.
 
+pub mod cache;
 pub mod client;
+pub mod discovery;
 pub mod live;
 pub mod service_accounts;
