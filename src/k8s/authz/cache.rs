@@ -302,3 +302,7 @@ fn lock(mutex: &Mutex<State>) -> MutexGuard<'_, State> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+
+#[cfg(test)]
+#[path = "cache_tests.rs"]
+mod tests;
