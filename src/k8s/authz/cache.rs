@@ -256,7 +256,7 @@ fn evict(entries: &mut HashMap<Key, Entry>, max: usize, now: Instant) {
         .iter()
         .map(|(key, entry)| (entry.inserted, key.clone()))
         .collect();
-    ages.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    ages.sort_unstable_by_key(|(inserted, _)| *inserted);
     let excess = entries.len() + 1 - max;
     let count = excess.max(max / 10).min(ages.len());
     for (_, key) in ages.into_iter().take(count) {
