@@ -1,5 +1,6 @@
 //! Everything that talks to the Kubernetes API server.
 
+pub mod authz;
 pub mod cache;
 pub mod client;
 pub mod discovery;

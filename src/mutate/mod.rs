@@ -1,6 +1,7 @@
 //! The pure mutation core: `(Settings, pod view, service account) -> patch + warnings | rejection`.
 //! No I/O, no clock, no async; every rule is unit-tested here.
 
+pub mod client_ids;
 mod container;
 mod identity;
 pub mod names;
@@ -160,7 +161,7 @@ fn desired_env(settings: &Settings, identity: &Identity<'_>) -> Vec<EnvVar> {
 }
 
 /// `;`-separated, each entry trimmed; empty entries ignored.
-fn skip_list<'p>(pod: &'p PodView<'_>) -> Vec<&'p str> {
+pub(crate) fn skip_list<'p>(pod: &'p PodView<'_>) -> Vec<&'p str> {
     pod.annotation(SKIP_CONTAINERS_ANNOTATION)
         .map(|list| {
             list.split(';')
