@@ -51,13 +51,7 @@ fn golden(case: &str) {
         panic!("{case}: not an inject command line");
     };
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-    let status = inject::run(
-        &args,
-        &env,
-        &mut input.as_bytes(),
-        &mut stdout,
-        &mut stderr,
-    );
+    let status = inject::run(&args, &env, &mut input.as_bytes(), &mut stdout, &mut stderr);
     let text = |bytes: Vec<u8>| {
         String::from_utf8(bytes)
             .expect("utf-8")

@@ -127,10 +127,7 @@ fn account(
                     return Err(invalid(
                         document,
                         &format!("{pointer}/metadata/annotations/{}", key.replace('/', "~1")),
-                        format!(
-                            "expected a string, found {}",
-                            documents::type_name(value)
-                        ),
+                        format!("expected a string, found {}", documents::type_name(value)),
                     ));
                 };
                 annotations.insert(key.clone(), value.to_owned());

@@ -95,11 +95,19 @@ mod tests {
     fn config_map_keys_win_and_absent_keys_fall_back() {
         let fallback: BTreeMap<&str, &str> = [("A", "env"), ("B", "env"), ("C", "env")].into();
         let env = ConfigMapEnv {
-            data: [("A".to_owned(), "cm".to_owned()), ("B".to_owned(), String::new())].into(),
+            data: [
+                ("A".to_owned(), "cm".to_owned()),
+                ("B".to_owned(), String::new()),
+            ]
+            .into(),
             fallback: &fallback,
         };
         assert_eq!(env.var("A").as_deref(), Some("cm"));
-        assert_eq!(env.non_empty("B"), None, "an empty ConfigMap value is not configured");
+        assert_eq!(
+            env.non_empty("B"),
+            None,
+            "an empty ConfigMap value is not configured"
+        );
         assert_eq!(env.var("C").as_deref(), Some("env"));
     }
 

@@ -213,17 +213,22 @@ mod tests {
 
     #[test]
     fn counts_documents_from_one_including_empty_ones() {
-        let docs = parse("in", "---\n# only a comment\n---\napiVersion: v1\nkind: A\n")
-            .expect("parses");
+        let docs = parse(
+            "in",
+            "---\n# only a comment\n---\napiVersion: v1\nkind: A\n",
+        )
+        .expect("parses");
         assert_eq!(docs.len(), 1);
         assert_eq!(docs[0].location.to_string(), "in: document 2");
     }
 
     #[test]
     fn reads_a_json_stream() {
-        let docs =
-            parse("in", r#"{"apiVersion":"v1","kind":"A"} {"apiVersion":"v1","kind":"B"}"#)
-                .expect("parses");
+        let docs = parse(
+            "in",
+            r#"{"apiVersion":"v1","kind":"A"} {"apiVersion":"v1","kind":"B"}"#,
+        )
+        .expect("parses");
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[1].location.index, 2);
     }

@@ -23,7 +23,11 @@ pub fn render(reports: &[Report]) -> String {
             report.location,
             workload.describe()
         );
-        let what = if template.is_empty() { "pod" } else { "pod template" };
+        let what = if template.is_empty() {
+            "pod"
+        } else {
+            "pod template"
+        };
         match &report.decision {
             Decision::NotSelected => {
                 let _ = writeln!(

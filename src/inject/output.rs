@@ -32,8 +32,8 @@ pub fn render(format: OutputFormat, processed: &Processed) -> Result<String, Inj
             let entries: Vec<Value> = processed
                 .patches
                 .iter()
-                .map(|(index, ops)| {
-                    let document = &processed.documents[*index];
+                .filter_map(|(index, ops)| Some((processed.documents.get(*index)?, ops)))
+                .map(|(document, ops)| {
                     let mut entry = Map::new();
                     entry.insert("source".into(), document.location.source.clone().into());
                     entry.insert("document".into(), document.location.index.into());

@@ -21,7 +21,10 @@ pub enum Decision {
     /// No `azure.workload.identity/use: "true"` label (and no `--all`).
     NotSelected,
     /// The service account is in none of the sources.
-    NoServiceAccount { namespace: String, name: String },
+    NoServiceAccount {
+        namespace: String,
+        name: String,
+    },
     /// The webhook would refuse the pod.
     Denied(Rejection),
     Injected(Box<Injection>),
@@ -88,7 +91,11 @@ pub fn process(
     let mut patches: Vec<(usize, Vec<Value>)> = Vec::new();
     let mut reports = Vec::with_capacity(workloads.len());
     for workload in workloads {
-        let document = &mut documents[workload.document];
+        let Some(document) = documents.get_mut(workload.document) else {
+            return Err(InjectError::Internal {
+                message: format!("{}: no document {}", workload.describe(), workload.document),
+            });
+        };
         let location = document.location.clone();
         let decision = if !workload.labelled && !context.all {
             Decision::NotSelected
@@ -147,6 +154,9 @@ pub fn process(
     })
 }
 
+/// Patch operations (re-rooted at the pod) and the webhook's warnings.
+type Planned = (Vec<Value>, Vec<String>);
+
 /// The core's operations, re-rooted at the pod's place in the document. The outer `Result` is an
 /// input problem, the inner one the webhook's verdict.
 fn plan(
@@ -154,7 +164,7 @@ fn plan(
     workload: &Workload,
     pod: &Value,
     account: &crate::k8s::service_accounts::ServiceAccountMeta,
-) -> Result<Result<(Vec<Value>, Vec<String>), Rejection>, InjectError> {
+) -> Result<Result<Planned, Rejection>, InjectError> {
     let raw = pod.to_string();
     let mut view = PodView::from_json(&raw).map_err(|e| InjectError::Internal {
         message: format!("{}: the pod does not decode: {e}", workload.describe()),
@@ -181,12 +191,11 @@ fn plan(
     if mutation.ops.is_empty() {
         ops.clear();
     }
-    let planned: Value =
-        serde_json::from_slice(&patch::to_json(&mutation.ops)).map_err(|e| {
-            InjectError::Internal {
-                message: e.to_string(),
-            }
-        })?;
+    let planned: Value = serde_json::from_slice(&patch::to_json(&mutation.ops)).map_err(|e| {
+        InjectError::Internal {
+            message: e.to_string(),
+        }
+    })?;
     ops.extend(planned.as_array().cloned().unwrap_or_default());
     let mut ops = Value::Array(ops);
     workloads::reroot(&mut ops, &workload.pod_pointer);
@@ -203,7 +212,10 @@ fn apply(document: &mut Document, ops: &[Value]) -> Result<(), InjectError> {
     }
     let patch: json_patch::Patch =
         serde_json::from_value(Value::Array(ops.to_vec())).map_err(|e| InjectError::Internal {
-            message: format!("{}: the webhook's patch does not parse: {e}", document.location),
+            message: format!(
+                "{}: the webhook's patch does not parse: {e}",
+                document.location
+            ),
         })?;
     json_patch::patch(&mut document.value, &patch).map_err(|e| InjectError::Internal {
         message: format!(
@@ -252,7 +264,9 @@ fn describe(context: &Context<'_>, pod: &Value) -> Injection {
         .as_ref()
         .is_some_and(|ib| ib.audience == injection.audience);
     for field in ["initContainers", "containers"] {
-        let containers = pod.pointer(&format!("/spec/{field}")).and_then(Value::as_array);
+        let containers = pod
+            .pointer(&format!("/spec/{field}"))
+            .and_then(Value::as_array);
         for container in containers.into_iter().flatten() {
             let mounted = container
                 .get("volumeMounts")

@@ -133,9 +133,9 @@ impl Rbac {
                         default_ns(&mut role.metadata, default_namespace);
                         rbac.roles.push(role);
                     }
-                    "ClusterRoleBinding" => rbac
-                        .cluster_role_bindings
-                        .push(parse(object).map_err(bad)?),
+                    "ClusterRoleBinding" => {
+                        rbac.cluster_role_bindings.push(parse(object).map_err(bad)?)
+                    }
                     "RoleBinding" => {
                         let mut binding: Binding = parse(object).map_err(bad)?;
                         default_ns(&mut binding.metadata, default_namespace);
@@ -226,7 +226,11 @@ impl Rbac {
     /// ClusterRoles by label (what the aggregation controller would fill in).
     fn cluster_role_rules(&self, name: &str) -> Vec<&Rule> {
         let mut rules = Vec::new();
-        for role in self.cluster_roles.iter().filter(|r| r.metadata.name == name) {
+        for role in self
+            .cluster_roles
+            .iter()
+            .filter(|r| r.metadata.name == name)
+        {
             rules.extend(&role.rules);
             let selectors = role
                 .aggregation_rule

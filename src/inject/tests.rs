@@ -4,7 +4,10 @@ use std::collections::BTreeMap;
 
 fn args(extra: &[&str]) -> InjectArgs {
     let argv = ["azwi-webhook", "inject", "-f", "-"].iter().chain(extra);
-    match parse_go_style(argv).expect("valid command line").into_command() {
+    match parse_go_style(argv)
+        .expect("valid command line")
+        .into_command()
+    {
         Command::Inject(args) => args,
         other => panic!("not inject: {other:?}"),
     }
@@ -67,7 +70,13 @@ fn a_template_gets_a_volume_named_after_the_workload() {
 fn configuration_errors_exit_with_the_config_status() {
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let empty: BTreeMap<&str, &str> = BTreeMap::new();
-    let status = run(&args(&[]), &empty, &mut INPUT.as_bytes(), &mut out, &mut err);
+    let status = run(
+        &args(&[]),
+        &empty,
+        &mut INPUT.as_bytes(),
+        &mut out,
+        &mut err,
+    );
     assert_eq!(i32::from(status), crate::config::EXIT_CODE);
     assert!(out.is_empty());
     assert!(String::from_utf8_lossy(&err).contains("AZURE_TENANT_ID"));

@@ -91,7 +91,9 @@ pub fn find(documents: &[Document], default_namespace: &str) -> Result<Vec<Workl
                     .unwrap_or(default_namespace)
                     .to_owned(),
                 volume_prefix,
-                labelled: pod.pointer("/metadata/labels").and_then(|l| l.get(USE_LABEL))
+                labelled: pod
+                    .pointer("/metadata/labels")
+                    .and_then(|l| l.get(USE_LABEL))
                     == Some(&Value::String("true".into())),
                 service_account: pod
                     .pointer("/spec/serviceAccountName")

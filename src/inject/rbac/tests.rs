@@ -67,7 +67,10 @@ fn user_and_group_subjects_match_the_service_account() {
         "{kind: Group, name: 'system:authenticated'}",
     ] {
         let rbac = rbac(&(cluster_role("use", RULE) + &cluster_binding("use", subject)));
-        assert!(rbac.grant("demo", "app", CID, "demo").is_some(), "{subject}");
+        assert!(
+            rbac.grant("demo", "app", CID, "demo").is_some(),
+            "{subject}"
+        );
     }
     let rbac = rbac(
         &(cluster_role("use", RULE)
