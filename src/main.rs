@@ -1,9 +1,8 @@
 //! The `azwi-webhook` binary: parse the command line, then hand over to the library.
 
-use std::io::Read;
 use std::process::ExitCode;
 
-use azwi_webhook::config::{self, Command, ConfigError, Input, ProcessEnv};
+use azwi_webhook::config::{self, Command, ConfigError, ProcessEnv};
 
 fn main() -> ExitCode {
     let cli = config::parse_go_style(std::env::args_os()).unwrap_or_else(|e| e.exit());
@@ -12,42 +11,13 @@ fn main() -> ExitCode {
             Ok((serve, settings)) => azwi_webhook::app::run(serve, settings),
             Err(e) => config_failure(&e),
         },
-        Command::Inject(args) => {
-            let settings = match config::build_settings(&args.mutation, &ProcessEnv) {
-                Ok(settings) => settings,
-                Err(e) => return config_failure(&e),
-            };
-            let mut input = String::new();
-            for source in args.inputs() {
-                let read = match &source {
-                    Input::Stdin => std::io::stdin().read_to_string(&mut input).map(|_| ()),
-                    Input::File(path) => {
-                        std::fs::read_to_string(path).map(|text| input.push_str(&text))
-                    }
-                };
-                if let Err(e) = read {
-                    eprintln!("azwi-webhook inject: cannot read {source:?}: {e}");
-                    return ExitCode::FAILURE;
-                }
-                if !input.ends_with('\n') {
-                    input.push('\n');
-                }
-                input.push_str("---\n");
-            }
-            match azwi_webhook::inject::inject(&settings, &input) {
-                Ok(out) => {
-                    for warning in &out.warnings {
-                        eprintln!("Warning: {warning}");
-                    }
-                    print!("{}", out.yaml);
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("azwi-webhook inject: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        Command::Inject(args) => ExitCode::from(azwi_webhook::inject::run(
+            &args,
+            &ProcessEnv,
+            &mut std::io::stdin().lock(),
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+        )),
         Command::Certs(args) => {
             let dns = match args.dns_names(&ProcessEnv) {
                 Ok(dns) => dns,

@@ -388,6 +388,7 @@ async fn a_pod_is_checked_for_every_client_id_its_containers_present() {
             ca: ClusterCa::None,
         }),
         proxy: ProxySettings::default(),
+        native_sidecars: false,
     };
     let sa = ServiceAccountMeta {
         namespace: NS.into(),

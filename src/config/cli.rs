@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 use clap::builder::BoolishValueParser;
-use clap::{ArgAction, Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::settings::{DEFAULT_AUDIENCE, DEFAULT_IDENTITY_BINDING_AUDIENCE};
 
@@ -146,8 +146,47 @@ pub struct InjectArgs {
     #[arg(short = 'f', long = "filename", value_name = "FILE", required = true)]
     pub filenames: Vec<PathBuf>,
 
+    /// More service accounts (YAML or JSON; other kinds in the file are ignored). Repeatable. Accounts in
+    /// the input win over these.
+    #[arg(long = "service-account", value_name = "FILE")]
+    pub service_accounts: Vec<PathBuf>,
+
+    /// Read service accounts found in neither the input nor --service-account files from the cluster
+    /// (KUBECONFIG, ~/.kube/config or in-cluster configuration).
+    #[arg(long)]
+    pub from_cluster: bool,
+
+    /// Take the webhook's environment from this azure-wi-webhook-config ConfigMap manifest; its keys win
+    /// over the process environment, which still supplies keys the ConfigMap lacks.
+    #[arg(long, value_name = "FILE")]
+    pub config_map: Option<PathBuf>,
+
+    /// Inject every pod and pod template, not only those labelled azure.workload.identity/use: "true".
+    #[arg(long)]
+    pub all: bool,
+
+    /// Namespace of objects that name none.
+    #[arg(short = 'n', long, value_name = "NAMESPACE", default_value = "default")]
+    pub namespace: String,
+
+    /// Output format: the manifests as YAML or JSON, or the JSON patch of each changed object.
+    #[arg(short = 'o', long, value_name = "FORMAT", value_enum, default_value_t = OutputFormat::Yaml)]
+    pub output: OutputFormat,
+
+    /// Instead of the manifests, print for each pod and pod template what would be injected, or why not.
+    #[arg(long)]
+    pub explain: bool,
+
     #[command(flatten)]
     pub mutation: MutationArgs,
+}
+
+/// What `inject` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Yaml,
+    Json,
+    Patch,
 }
 
 /// One input of `inject`.

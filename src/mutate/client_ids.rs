@@ -161,6 +161,7 @@ mod tests {
                 ca: ClusterCa::None,
             }),
             proxy: ProxySettings::default(),
+            native_sidecars: false,
         }
     }
 

@@ -1,0 +1,261 @@
+//! `azwi-webhook inject`: the webhook's mutation applied offline to manifests, for GitOps pipelines
+//! and for seeing what the webhook would do. Same core, same rules, no cluster needed.
+//!
+//! - Input: multi-document YAML or a JSON object stream, from files or standard input. Pods and the
+//!   pod templates of Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs and CronJobs are
+//!   considered, also inside `List`s; every other document passes through unchanged, in order.
+//! - Selection as the webhook's objectSelector: label `azure.workload.identity/use: "true"` on the pod
+//!   or the template (`--all` injects everything).
+//! - Service accounts: the input, then `--service-account` files, then (with `--from-cluster`) the
+//!   cluster. A template pod's namespace is its workload's namespace.
+//! - Template volume names: a template has no name, and its pods' names are made by a controller
+//!   (a Deployment's pods get `generateName: <deployment>-<replicaset hash>-`, unknowable offline). The
+//!   volume is named as for a pod with `generateName: <workload name>-`, i.e. from
+//!   `sha256("<workload>- (prefix)")`. That differs from what the webhook would compute for the real pod,
+//!   but it does not matter: at admission the webhook reuses any existing
+//!   `azure-workload-identity-reserved-*` volume (W12), so an injected template's pods keep this one and
+//!   the webhook's second pass changes nothing.
+//! - Anything that would make the webhook reject a pod, or a missing service account, is an error,
+//!   and nothing is printed; `--explain` reports those per workload instead.
+
+mod accounts;
+mod config_map;
+mod documents;
+mod explain;
+mod output;
+mod process;
+mod rbac;
+mod workloads;
+
+use std::io::{Read, Write};
+
+use crate::config::{self, ConfigError, EnvSource, InjectArgs, Input};
+use documents::Location;
+
+pub use config_map::CONFIG_MAP_NAME;
+
+/// Exit status when the input cannot be injected (configuration errors use [`config::EXIT_CODE`]).
+pub const EXIT_FAILURE: u8 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InjectError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error("cannot read {path}: {message}")]
+    Read { path: String, message: String },
+    #[error("{location}: not valid YAML or JSON: {message}")]
+    Syntax { location: Location, message: String },
+    #[error("{location}: {field}: {message}")]
+    Invalid {
+        location: Location,
+        field: String,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    ConfigMap { path: String, message: String },
+    #[error(
+        "{location}: {workload}: service account {namespace}/{name} not found in the input{where_else}"
+    )]
+    MissingServiceAccount {
+        location: Location,
+        workload: String,
+        namespace: String,
+        name: String,
+        where_else: &'static str,
+    },
+    #[error("{location}: {workload}: the webhook would reject the pod ({code}): {message}")]
+    Rejected {
+        location: Location,
+        workload: String,
+        code: u16,
+        message: String,
+    },
+    #[error("cluster: {message}")]
+    Cluster { message: String },
+    #[error("{message}")]
+    Internal { message: String },
+}
+
+impl InjectError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            InjectError::Config(e) => u8::try_from(e.exit_code()).unwrap_or(EXIT_FAILURE),
+            _ => EXIT_FAILURE,
+        }
+    }
+}
+
+/// What to print where.
+#[derive(Debug, Default)]
+pub struct Printed {
+    pub stdout: String,
+    /// `Warning: ...` lines, as kubectl shows admission warnings.
+    pub warnings: Vec<String>,
+}
+
+/// Runs `inject` on a current-thread runtime (used only to read service accounts from the cluster) and
+/// returns the process exit status.
+pub fn run(
+    args: &InjectArgs,
+    env: &dyn EnvSource,
+    stdin: &mut dyn Read,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> u8 {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(run_async(args, env, stdin, stdout, stderr)),
+        Err(e) => {
+            let _ = writeln!(stderr, "azwi-webhook inject: cannot start a runtime: {e}");
+            EXIT_FAILURE
+        }
+    }
+}
+
+/// [`run`] for callers that already have a runtime (tests against the fake API server).
+pub async fn run_async(
+    args: &InjectArgs,
+    env: &dyn EnvSource,
+    stdin: &mut dyn Read,
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> u8 {
+    match execute(args, env, stdin).await {
+        Ok(printed) => {
+            for warning in &printed.warnings {
+                let _ = writeln!(stderr, "Warning: {warning}");
+            }
+            match stdout
+                .write_all(printed.stdout.as_bytes())
+                .and_then(|()| stdout.flush())
+            {
+                Ok(()) => 0,
+                Err(e) => {
+                    let _ = writeln!(stderr, "azwi-webhook inject: cannot write the output: {e}");
+                    EXIT_FAILURE
+                }
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(stderr, "azwi-webhook inject: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// Everything, computed in memory before anything is printed, so a failure prints nothing partial.
+pub async fn execute(
+    args: &InjectArgs,
+    env: &dyn EnvSource,
+    stdin: &mut dyn Read,
+) -> Result<Printed, InjectError> {
+    let settings = match &args.config_map {
+        Some(path) => {
+            let data = config_map::load(path)?;
+            config::build_settings(
+                &args.mutation,
+                &config_map::ConfigMapEnv {
+                    data,
+                    fallback: env,
+                },
+            )?
+        }
+        None => config::build_settings(&args.mutation, env)?,
+    };
+    let namespace = args.namespace.as_str();
+    let mut input = Vec::new();
+    for source in args.inputs() {
+        let (name, text) = read(&source, stdin)?;
+        input.extend(documents::parse(&name, &text)?);
+    }
+    let mut accounts = accounts::Accounts::default();
+    accounts.add_documents(&input, &accounts::Origin::Input, namespace)?;
+    for path in &args.service_accounts {
+        let (name, text) = read(&Input::File(path.clone()), stdin)?;
+        let parsed = documents::parse(&name, &text)?;
+        accounts.add_documents(&parsed, &accounts::Origin::File(name), namespace)?;
+    }
+    let workloads = workloads::find(&input, namespace)?;
+    if args.from_cluster {
+        let wanted = workloads
+            .iter()
+            .filter(|w| w.labelled || args.all)
+            .map(|w| (w.namespace.clone(), w.service_account.clone()));
+        accounts.fetch_missing(wanted).await?;
+    }
+    let rbac = rbac::Rbac::from_documents(&input, namespace)?;
+    let context = process::Context {
+        settings: &settings,
+        accounts: &accounts,
+        rbac: &rbac,
+        all: args.all,
+    };
+    let processed = process::process(&context, input, workloads)?;
+    if args.explain {
+        return Ok(Printed {
+            stdout: explain::render(&processed.reports),
+            warnings: Vec::new(),
+        });
+    }
+    let mut warnings = Vec::new();
+    for report in &processed.reports {
+        let workload = report.workload.describe();
+        match &report.decision {
+            process::Decision::NotSelected => {}
+            process::Decision::NoServiceAccount { namespace, name } => {
+                return Err(InjectError::MissingServiceAccount {
+                    location: report.location.clone(),
+                    workload,
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    where_else: if args.from_cluster {
+                        ", the --service-account files or the cluster"
+                    } else {
+                        " or the --service-account files (--from-cluster reads the cluster)"
+                    },
+                })
+            }
+            process::Decision::Denied(rejection) => {
+                return Err(InjectError::Rejected {
+                    location: report.location.clone(),
+                    workload,
+                    code: rejection.code,
+                    message: rejection.message.clone(),
+                })
+            }
+            process::Decision::Injected(injection) => warnings.extend(
+                injection
+                    .warnings
+                    .iter()
+                    .map(|w| format!("{}: {workload}: {w}", report.location)),
+            ),
+        }
+    }
+    Ok(Printed {
+        stdout: output::render(args.output, &processed)?,
+        warnings,
+    })
+}
+
+fn read(source: &Input, stdin: &mut dyn Read) -> Result<(String, String), InjectError> {
+    let (name, text) = match source {
+        Input::Stdin => {
+            let mut text = String::new();
+            let read = stdin.read_to_string(&mut text).map(|_| text);
+            ("stdin".to_owned(), read)
+        }
+        Input::File(path) => (path.display().to_string(), std::fs::read_to_string(path)),
+    };
+    match text {
+        Ok(text) => Ok((name, text)),
+        Err(e) => Err(InjectError::Read {
+            path: name,
+            message: e.to_string(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests;
