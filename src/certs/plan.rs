@@ -147,45 +147,62 @@ pub fn plan(
     let issuer = leaf
         .as_ref()
         .and_then(|l| cas.iter().position(|ca| chains(l, ca)));
-    let reissue = match (&leaf, issuer) {
-        (Some(l), Some(i)) if i == signer => {
-            let lifetime = l.not_after - l.not_before.saturating_add(backdate);
-            let remaining = l.not_after - now_s;
-            remaining < (lifetime / 3).max(secs(policy.leaf_renew_min))
+    let due = |l: &Leaf| {
+        let lifetime = l.not_after - l.not_before.saturating_add(backdate);
+        l.not_after - now_s < (lifetime / 3).max(secs(policy.leaf_renew_min))
+    };
+    let overlap_end = signer_added.saturating_add(overlap);
+    // Which CA (index) issues a new leaf, if one is needed.
+    let issue_from = match (&leaf, issuer) {
+        (Some(l), Some(i)) if i == signer => due(l).then_some(signer),
+        (Some(l), Some(i)) => {
+            let expires_in_overlap = l.not_after <= overlap_end;
+            if now_s >= overlap_end {
+                Some(signer)
+            } else if current_signer == Some(i) && (expires_in_overlap || due(l)) {
+                // The pass that adds a new CA still holds the old CA's key: renew from the old CA, because
+                // nobody trusts the new one yet (its caBundle is written after this Secret).
+                Some(i)
+            } else if expires_in_overlap {
+                // Last resort (no key for the leaf's CA): a new CA's leaf beats an expired one.
+                Some(signer)
+            } else {
+                None
+            }
         }
-        // Signed by an older CA: switch once the new CA has been published long enough, or earlier if
-        // the leaf would expire before that.
-        (Some(l), Some(_)) => {
-            now_s >= signer_added.saturating_add(overlap)
-                || l.not_after <= signer_added.saturating_add(overlap)
-        }
-        _ => true,
+        _ => Some(signer),
     };
 
-    let (tls_crt, tls_key, leaf_issuer, leaf_issued) = match (&leaf, issuer) {
-        (Some(l), Some(i)) if !reissue => (
+    let (tls_crt, tls_key, leaf_issuer, leaf_issued) = match (&leaf, issuer, issue_from) {
+        (Some(l), Some(i), None) => (
             current.tls_crt.clone(),
             current.tls_key.clone(),
             i,
             l.not_before.saturating_add(backdate),
         ),
-        _ => {
+        (_, _, from) => {
+            let from = from.unwrap_or(signer);
             reasons.push(if issuer.is_none() {
                 "no usable serving certificate"
-            } else if issuer == Some(signer) {
+            } else if issuer == Some(from) {
                 "serving certificate renewal"
             } else {
                 "serving certificate moved to the new CA"
             });
-            let ca_end = u64::try_from(cas[signer].not_after)
+            let key = if from == signer {
+                &ca_key
+            } else {
+                &current.ca_key
+            };
+            let ca_end = u64::try_from(cas[from].not_after)
                 .map(|s| UNIX_EPOCH + Duration::from_secs(s))
                 .unwrap_or(UNIX_EPOCH);
             let not_after = now
                 .checked_add(policy.leaf_validity)
                 .ok_or(CertsError::Clock)?
                 .min(ca_end);
-            let pair = issue_leaf(&ca_key, dns_names, now, not_after, policy.backdate)?;
-            (pair.cert_pem, pair.key_pem, signer, now_s)
+            let pair = issue_leaf(key, dns_names, now, not_after, policy.backdate)?;
+            (pair.cert_pem, pair.key_pem, from, now_s)
         }
     };
 

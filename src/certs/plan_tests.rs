@@ -214,3 +214,20 @@ fn default_policy_renews_well_before_expiry() {
     assert_eq!(renew.reasons, vec!["serving certificate renewal"]);
     assert!(!format!("{data:?}").contains("PRIVATE KEY"));
 }
+
+#[test]
+fn ca_rotation_pass_renews_a_leaf_due_in_the_overlap_from_the_old_ca() {
+    let mut data = step(&CertData::default(), 0).data;
+    for t in [21, 42] {
+        data = step(&data, t).data; // leaf valid 42..72
+    }
+    // At 63 a new CA is added; the leaf would expire inside the overlap (before 73). The new CA is not
+    // trusted by anyone yet, so the leaf is renewed from the old CA, whose key this pass still holds.
+    let rotated = step(&data, 63);
+    assert_eq!(ca_count(&rotated.data), 2);
+    assert_ne!(rotated.data.tls_crt, data.tls_crt);
+    assert_eq!(issuer_index(&rotated.data, 63), Some(0));
+    // After the overlap the leaf moves to the new CA as usual.
+    let switched = step(&rotated.data, 74);
+    assert_eq!(issuer_index(&switched.data, 74), Some(1));
+}
