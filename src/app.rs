@@ -115,7 +115,13 @@ pub async fn serve(
         let client = client_from_config(kube_config.clone(), &ClientOptions::for_requests())
             .map_err(StartupError::Kubernetes)?;
         let rotation = certs::RotationConfig::for_namespace(&config.pod_namespace);
-        certs::start_rotation(client, rotation, resolver.clone(), provider.clone(), on_loaded);
+        certs::start_rotation(
+            client,
+            rotation,
+            resolver.clone(),
+            provider.clone(),
+            on_loaded,
+        );
     }
     let tls_config = tls::server_config(
         resolver,

@@ -18,7 +18,10 @@ use tls_support::eventually;
 
 async fn fake_with_config() -> FakeApiServer {
     let fake = FakeApiServer::start().await;
-    fake.add_webhook_configuration(MWC, &["mutation.azure-workload-identity.io", "second.example.io"]);
+    fake.add_webhook_configuration(
+        MWC,
+        &["mutation.azure-workload-identity.io", "second.example.io"],
+    );
     fake
 }
 
@@ -36,7 +39,9 @@ async fn first_start_creates_secret_and_patches_ca_bundle() {
 
     assert_eq!(fake.count(Endpoint::CreateSecret), 1);
     assert!(report.bundle_patched);
-    let secret = fake.object(Kind::Secret, NAMESPACE, SECRET).expect("secret");
+    let secret = fake
+        .object(Kind::Secret, NAMESPACE, SECRET)
+        .expect("secret");
     assert_eq!(secret["type"], "kubernetes.io/tls");
     for key in ["ca.crt", "ca.key", "tls.crt", "tls.key"] {
         assert!(!secret_key(&fake, key).is_empty(), "{key} missing");
@@ -69,7 +74,11 @@ async fn second_replica_reuses_the_secret() {
     assert_eq!(fake.count(Endpoint::CreateSecret), 1, "no second create");
     assert_eq!(fake.count(Endpoint::UpdateSecret), 0);
     assert_eq!(secret_key(&fake, "ca.crt"), ca, "same CA");
-    assert_eq!(second.served_leaf(), first.served_leaf(), "same serving certificate");
+    assert_eq!(
+        second.served_leaf(),
+        first.served_leaf(),
+        "same serving certificate"
+    );
     assert_eq!(second.loaded_count(), 1);
 }
 
@@ -85,11 +94,16 @@ async fn ca_bundle_drift_is_repaired() {
     assert!(ca, "bundle never published");
     let ca = secret_key(&fake, "ca.crt");
 
-    fake.set_ca_bundles(MWC, b"-----BEGIN CERTIFICATE-----\nbogus\n-----END CERTIFICATE-----\n")
-        .expect("config exists");
+    fake.set_ca_bundles(
+        MWC,
+        b"-----BEGIN CERTIFICATE-----\nbogus\n-----END CERTIFICATE-----\n",
+    )
+    .expect("config exists");
     let started = std::time::Instant::now();
     let repaired = eventually(Duration::from_secs(3), || async {
-        fake.ca_bundles(MWC).iter().all(|b| b.as_deref() == Some(ca.as_slice()))
+        fake.ca_bundles(MWC)
+            .iter()
+            .all(|b| b.as_deref() == Some(ca.as_slice()))
     })
     .await;
     assert!(repaired, "drift not repaired within 3 s");
@@ -101,7 +115,8 @@ async fn ca_bundle_drift_is_repaired() {
 async fn concurrent_writers_end_with_one_consistent_secret() {
     let fake = fake_with_config().await;
     let mut replicas: Vec<Replica> = (0..4).map(|_| Replica::new(&fake, fast_config())).collect();
-    let results = futures::future::join_all(replicas.iter_mut().map(|r| r.rotator.reconcile())).await;
+    let results =
+        futures::future::join_all(replicas.iter_mut().map(|r| r.rotator.reconcile())).await;
     for result in &results {
         assert!(result.is_ok(), "{result:?}");
     }
@@ -111,12 +126,17 @@ async fn concurrent_writers_end_with_one_consistent_secret() {
 
     // All four renew at once (a year later: inside the leaf renewal window): one update wins.
     let later = SystemTime::now() + Duration::from_secs(300 * 24 * 3600);
-    let results = futures::future::join_all(replicas.iter_mut().map(|r| r.rotator.reconcile_at(later))).await;
+    let results =
+        futures::future::join_all(replicas.iter_mut().map(|r| r.rotator.reconcile_at(later))).await;
     for result in &results {
         assert!(result.is_ok(), "{result:?}");
     }
     let renew_conflicts: usize = results.iter().flatten().map(|r| r.conflicts).sum();
-    let written = results.iter().flatten().filter(|r| !r.secret_written.is_empty()).count();
+    let written = results
+        .iter()
+        .flatten()
+        .filter(|r| !r.secret_written.is_empty())
+        .count();
     eprintln!(
         "creates attempted: {creates}, conflicts at start: {first_conflicts}, \
          renewals written: {written}, conflicts at renewal: {renew_conflicts}"
@@ -131,7 +151,10 @@ fn assert_consistent(fake: &FakeApiServer, replicas: &[Replica]) {
     let leaf_der = rustls_pki_types::pem::PemObject::from_pem_slice(&tls)
         .map(|c: rustls_pki_types::CertificateDer<'static>| c.as_ref().to_vec())
         .expect("leaf pem");
-    assert!(fake.ca_bundles(MWC).iter().all(|b| b.as_deref() == Some(ca.as_slice())));
+    assert!(fake
+        .ca_bundles(MWC)
+        .iter()
+        .all(|b| b.as_deref() == Some(ca.as_slice())));
     for replica in replicas {
         assert_eq!(replica.served_leaf().as_deref(), Some(leaf_der.as_slice()));
     }
@@ -145,12 +168,22 @@ async fn api_server_down_at_start_then_recovers() {
     let (loaded, resolver) = (replica.loaded.clone(), replica.resolver.clone());
     let task = replica.rotator.spawn();
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert!(!task.is_finished(), "the rotator must keep retrying, not stop");
-    assert_eq!(loaded.load(Ordering::SeqCst), 0, "not ready while the API server is down");
+    assert!(
+        !task.is_finished(),
+        "the rotator must keep retrying, not stop"
+    );
+    assert_eq!(
+        loaded.load(Ordering::SeqCst),
+        0,
+        "not ready while the API server is down"
+    );
     assert!(!resolver.is_loaded());
 
     fake.end_outage().await;
-    let ready = eventually(Duration::from_secs(5), || async { loaded.load(Ordering::SeqCst) == 1 }).await;
+    let ready = eventually(Duration::from_secs(5), || async {
+        loaded.load(Ordering::SeqCst) == 1
+    })
+    .await;
     assert!(ready, "never recovered");
     assert!(resolver.is_loaded());
 
@@ -165,7 +198,11 @@ async fn api_server_down_at_start_then_recovers() {
 async fn missing_webhook_configuration_keeps_replica_unready_until_it_appears() {
     let fake = FakeApiServer::start().await;
     let mut replica = Replica::new(&fake, fast_config());
-    let err = replica.rotator.reconcile().await.expect_err("no configuration");
+    let err = replica
+        .rotator
+        .reconcile()
+        .await
+        .expect_err("no configuration");
     assert!(err.to_string().contains(MWC), "{err}");
     // The certificate exists and is served at once, but readiness waits for the CA to be published.
     assert!(replica.resolver.is_loaded());
@@ -190,7 +227,9 @@ async fn pre_existing_empty_opaque_secret_is_filled_in_place() {
     replica.rotator.reconcile().await.expect("pass");
     assert_eq!(fake.count(Endpoint::CreateSecret), 0);
     assert_eq!(fake.count(Endpoint::UpdateSecret), 1);
-    let secret = fake.object(Kind::Secret, NAMESPACE, SECRET).expect("secret");
+    let secret = fake
+        .object(Kind::Secret, NAMESPACE, SECRET)
+        .expect("secret");
     assert_eq!(secret["type"], "Opaque");
     assert_eq!(secret["metadata"]["labels"]["keep"], "me");
     assert_eq!(secret_key(&fake, "other"), b"x");
@@ -205,17 +244,47 @@ async fn fake_api_server_enforces_resource_version_on_writes() {
     let api: Api<Secret> = Api::namespaced(fake.client(), "ns");
     let mut secret = Secret::default();
     secret.metadata.name = Some("s".into());
-    let created = api.create(&PostParams::default(), &secret).await.expect("create");
-    let again = api.create(&PostParams::default(), &secret).await.expect_err("exists");
-    assert!(matches!(again, kube::Error::Api(ref s) if s.code == 409), "{again:?}");
-    let updated = api.replace("s", &PostParams::default(), &created).await.expect("update");
-    let stale = api.replace("s", &PostParams::default(), &created).await.expect_err("stale");
-    assert!(matches!(stale, kube::Error::Api(ref s) if s.code == 409), "{stale:?}");
-    let rv = updated.metadata.resource_version.clone().unwrap_or_default();
+    let created = api
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("create");
+    let again = api
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect_err("exists");
+    assert!(
+        matches!(again, kube::Error::Api(ref s) if s.code == 409),
+        "{again:?}"
+    );
+    let updated = api
+        .replace("s", &PostParams::default(), &created)
+        .await
+        .expect("update");
+    let stale = api
+        .replace("s", &PostParams::default(), &created)
+        .await
+        .expect_err("stale");
+    assert!(
+        matches!(stale, kube::Error::Api(ref s) if s.code == 409),
+        "{stale:?}"
+    );
+    let rv = updated
+        .metadata
+        .resource_version
+        .clone()
+        .unwrap_or_default();
     let merge = json!({"metadata": {"resourceVersion": rv, "labels": {"a": "b"}}});
-    api.patch("s", &PatchParams::default(), &Patch::Merge(&merge)).await.expect("patch");
-    let stale = api.patch("s", &PatchParams::default(), &Patch::Merge(&merge)).await.expect_err("stale patch");
-    assert!(matches!(stale, kube::Error::Api(ref s) if s.code == 409), "{stale:?}");
+    api.patch("s", &PatchParams::default(), &Patch::Merge(&merge))
+        .await
+        .expect("patch");
+    let stale = api
+        .patch("s", &PatchParams::default(), &Patch::Merge(&merge))
+        .await
+        .expect_err("stale patch");
+    assert!(
+        matches!(stale, kube::Error::Api(ref s) if s.code == 409),
+        "{stale:?}"
+    );
     assert_eq!(fake.count(Endpoint::CreateSecret), 2);
     assert_eq!(fake.count(Endpoint::UpdateSecret), 2);
     assert_eq!(fake.count(Endpoint::PatchSecret), 2);
@@ -228,8 +297,17 @@ async fn fake_api_server_enforces_resource_version_on_writes() {
     let leases: Api<Lease> = Api::namespaced(fake.client(), "ns");
     let mut lease = Lease::default();
     lease.metadata.name = Some("l".into());
-    let created = leases.create(&PostParams::default(), &lease).await.expect("lease");
-    leases.replace("l", &PostParams::default(), &created).await.expect("renew");
-    assert!(leases.replace("l", &PostParams::default(), &created).await.is_err());
+    let created = leases
+        .create(&PostParams::default(), &lease)
+        .await
+        .expect("lease");
+    leases
+        .replace("l", &PostParams::default(), &created)
+        .await
+        .expect("renew");
+    assert!(leases
+        .replace("l", &PostParams::default(), &created)
+        .await
+        .is_err());
     assert_eq!(fake.count(Endpoint::UpdateLease), 2);
 }

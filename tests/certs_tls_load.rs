@@ -79,7 +79,9 @@ async fn call(addr: SocketAddr, bundle: &[u8]) -> Result<Vec<u8>, String> {
     if reply.status != 200 {
         return Err(format!("HTTP {}", reply.status));
     }
-    reply.peer_leaf_der.ok_or_else(|| "no peer certificate".to_owned())
+    reply
+        .peer_leaf_der
+        .ok_or_else(|| "no peer certificate".to_owned())
 }
 
 #[derive(Default)]
@@ -141,11 +143,30 @@ async fn leaf_and_ca_rotation_under_tls_load_have_no_failed_handshakes() {
         stats.bundles.len(),
         stats.max_cas
     );
-    assert!(stats.failed.is_empty(), "failures: {:?}", &stats.failed[..stats.failed.len().min(5)]);
-    assert!(stats.ok > 100, "too little load to mean anything: {}", stats.ok);
-    assert!(stats.leaves.len() >= 4, "leaf rotated only {} times", stats.leaves.len() - 1);
-    assert_eq!(stats.max_cas, 2, "old and new CA published together during the overlap");
-    assert_eq!(cert_count(&final_bundle), 1, "old CA dropped after the overlap");
+    assert!(
+        stats.failed.is_empty(),
+        "failures: {:?}",
+        &stats.failed[..stats.failed.len().min(5)]
+    );
+    assert!(
+        stats.ok > 100,
+        "too little load to mean anything: {}",
+        stats.ok
+    );
+    assert!(
+        stats.leaves.len() >= 4,
+        "leaf rotated only {} times",
+        stats.leaves.len() - 1
+    );
+    assert_eq!(
+        stats.max_cas, 2,
+        "old and new CA published together during the overlap"
+    );
+    assert_eq!(
+        cert_count(&final_bundle),
+        1,
+        "old CA dropped after the overlap"
+    );
     assert_ne!(final_bundle, initial_bundle, "the CA was rotated");
 }
 
@@ -159,24 +180,46 @@ async fn ca_overlap_keeps_old_bundle_clients_working_until_the_leaf_switches() {
     call(addr, &old_bundle).await.expect("initial handshake");
 
     let fake = &setup.fake;
-    let both = eventually(Duration::from_secs(8), || async { cert_count(&published(fake)) == 2 }).await;
+    let both = eventually(Duration::from_secs(8), || async {
+        cert_count(&published(fake)) == 2
+    })
+    .await;
     assert!(both, "new CA never published beside the old");
     let overlap_bundle = published(fake);
-    assert!(overlap_bundle.starts_with(&old_bundle), "old CA still first");
+    assert!(
+        overlap_bundle.starts_with(&old_bundle),
+        "old CA still first"
+    );
     call(addr, &old_bundle)
         .await
         .expect("during the overlap a client with only the old bundle still connects");
-    call(addr, &overlap_bundle).await.expect("and so does one with both");
+    call(addr, &overlap_bundle)
+        .await
+        .expect("and so does one with both");
 
-    let switched = eventually(Duration::from_secs(6), || async { call(addr, &old_bundle).await.is_err() }).await;
+    let switched = eventually(Duration::from_secs(6), || async {
+        call(addr, &old_bundle).await.is_err()
+    })
+    .await;
     assert!(switched, "the leaf never moved to the new CA");
     let bundle = published(fake);
-    assert_eq!(cert_count(&bundle), 2, "old CA kept for a while after the leaf switched");
-    call(addr, &bundle).await.expect("current bundle works after the switch");
+    assert_eq!(
+        cert_count(&bundle),
+        2,
+        "old CA kept for a while after the leaf switched"
+    );
+    call(addr, &bundle)
+        .await
+        .expect("current bundle works after the switch");
     let new_ca_only = &bundle[old_bundle.len()..];
-    call(addr, new_ca_only).await.expect("new CA alone works after the switch");
+    call(addr, new_ca_only)
+        .await
+        .expect("new CA alone works after the switch");
 
-    let dropped = eventually(Duration::from_secs(6), || async { cert_count(&published(fake)) == 1 }).await;
+    let dropped = eventually(Duration::from_secs(6), || async {
+        cert_count(&published(fake)) == 1
+    })
+    .await;
     assert!(dropped, "old CA never dropped");
     let final_bundle = published(fake);
     assert_eq!(final_bundle, new_ca_only);

@@ -363,7 +363,8 @@ fn tenant_id_unset_is_an_error() {
 
 #[test]
 fn cert_rotation_is_on_by_default_and_can_be_disabled() {
-    let (serve, _) = load_serve(&serve_args(&[]), &env(&[])).expect("self-managed certificates are valid");
+    let (serve, _) =
+        load_serve(&serve_args(&[]), &env(&[])).expect("self-managed certificates are valid");
     assert!(!serve.disable_cert_rotation);
     let (serve, _) = load_serve(&serve_args(&["--disable-cert-rotation=false"]), &env(&[]))
         .expect("explicit false");

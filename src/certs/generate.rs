@@ -121,7 +121,11 @@ fn ca_params() -> CertificateParams {
 }
 
 /// A new self-signed CA valid from `now - backdate` for `validity` after `now`.
-pub fn new_ca(now: SystemTime, validity: Duration, backdate: Duration) -> Result<PemPair, CertsError> {
+pub fn new_ca(
+    now: SystemTime,
+    validity: Duration,
+    backdate: Duration,
+) -> Result<PemPair, CertsError> {
     let mut params = ca_params();
     params.not_before = at(now.checked_sub(backdate))?;
     params.not_after = at(now.checked_add(validity))?;

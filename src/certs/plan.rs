@@ -113,7 +113,10 @@ pub fn plan(
 
     let parsed = parse_bundle(&current.ca_crt);
     let unexpired = parsed.len();
-    let mut cas: Vec<Ca> = parsed.into_iter().filter(|ca| ca.not_after > now_s).collect();
+    let mut cas: Vec<Ca> = parsed
+        .into_iter()
+        .filter(|ca| ca.not_after > now_s)
+        .collect();
     if cas.len() != unexpired {
         reasons.push("expired CA dropped");
     }
@@ -318,7 +321,9 @@ fn chains_to(
 }
 
 fn unix(now: SystemTime) -> Result<i64, CertsError> {
-    let since = now.duration_since(UNIX_EPOCH).map_err(|_| CertsError::Clock)?;
+    let since = now
+        .duration_since(UNIX_EPOCH)
+        .map_err(|_| CertsError::Clock)?;
     i64::try_from(since.as_secs()).map_err(|_| CertsError::Clock)
 }
 

@@ -130,9 +130,15 @@ fn ca_rotation_publishes_both_then_switches_leaf_then_drops_old() {
 fn leaf_never_outlives_its_ca() {
     let mut long_leaf = policy();
     long_leaf.leaf_validity = Duration::from_secs(500);
-    let data = plan(&CertData::default(), &names(), &long_leaf, at(0), &provider())
-        .expect("plan")
-        .data;
+    let data = plan(
+        &CertData::default(),
+        &names(),
+        &long_leaf,
+        at(0),
+        &provider(),
+    )
+    .expect("plan")
+    .data;
     let leaf = leaf_of(&data);
     let ca_end = parse_bundle(&data.ca_crt)[0].not_after;
     assert_eq!(leaf.not_after, ca_end);
@@ -188,7 +194,10 @@ fn provided_certificates_without_ca_key_migrate_with_overlap() {
     };
     let next = step(&without_key, 1);
     assert_eq!(ca_count(&next.data), 2, "old CA kept, new one added");
-    assert_eq!(next.data.tls_crt, manual.tls_crt, "leaf kept during overlap");
+    assert_eq!(
+        next.data.tls_crt, manual.tls_crt,
+        "leaf kept during overlap"
+    );
     let switched = step(&next.data, 12);
     assert_eq!(issuer_index(&switched.data, 12), Some(1));
 }

@@ -151,7 +151,9 @@ impl Rotator {
             )?;
             if plan.changed() {
                 let written = match existing {
-                    None => secret::create(&self.secrets, &self.config.secret_name, &plan.data).await?,
+                    None => {
+                        secret::create(&self.secrets, &self.config.secret_name, &plan.data).await?
+                    }
                     Some(existing) => secret::update(&self.secrets, existing, &plan.data).await?,
                 };
                 if written == Write::Conflict {

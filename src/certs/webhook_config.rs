@@ -30,7 +30,10 @@ impl WebhookConfig {
 }
 
 /// Reads the configuration; `None` when it does not exist (yet).
-pub(crate) async fn read(client: &Client, name: &str) -> Result<Option<WebhookConfig>, kube::Error> {
+pub(crate) async fn read(
+    client: &Client,
+    name: &str,
+) -> Result<Option<WebhookConfig>, kube::Error> {
     let api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
     Ok(api.get_opt(name).await?.map(|config| WebhookConfig {
         resource_version: config.metadata.resource_version.unwrap_or_default(),

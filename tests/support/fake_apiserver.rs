@@ -835,7 +835,10 @@ fn classify(
             };
             (endpoint, Some((*ns).to_owned()), Some((*name).to_owned()))
         }
-        (method, ["apis", "admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations", name]) => {
+        (
+            method,
+            ["apis", "admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations", name],
+        ) => {
             let endpoint = match *method {
                 Method::GET => Endpoint::GetWebhookConfig,
                 Method::PUT => Endpoint::UpdateWebhookConfig,

@@ -71,7 +71,10 @@ impl ObjectStore {
     /// Creates or replaces unconditionally (test set-up and "someone else edited it"); returns the new
     /// resourceVersion.
     pub fn put(&mut self, kind: Kind, namespace: &str, mut object: Value) -> u64 {
-        let name = object["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+        let name = object["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         let key = (kind, namespace.to_owned(), name);
         let previous = self.objects.get(&key).cloned();
         self.stamp(kind, namespace, &mut object, previous.as_ref());
@@ -137,9 +140,15 @@ impl ObjectStore {
                 let Ok(mut object) = parsed() else {
                     return (400, status_object(400, "BadRequest", "body is not JSON"));
                 };
-                let name = object["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+                let name = object["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
                 if name.is_empty() {
-                    return (422, status_object(422, "Invalid", "metadata.name: Required value"));
+                    return (
+                        422,
+                        status_object(422, "Invalid", "metadata.name: Required value"),
+                    );
                 }
                 let key = (kind, namespace.to_owned(), name.clone());
                 if self.objects.contains_key(&key) {
@@ -166,7 +175,11 @@ impl ObjectStore {
                 let patched = match apply_patch(&current, content_type, body) {
                     Ok(patched) => patched,
                     Err((code, message)) => {
-                        let reason = if code == 415 { "UnsupportedMediaType" } else { "Invalid" };
+                        let reason = if code == 415 {
+                            "UnsupportedMediaType"
+                        } else {
+                            "Invalid"
+                        };
                         return (code, status_object(code, reason, &message));
                     }
                 };
@@ -183,11 +196,21 @@ impl ObjectStore {
         mut object: Value,
     ) -> (u16, Value) {
         let (kind, namespace, name) = key.clone();
-        if object["metadata"]["name"].as_str().is_some_and(|n| n != name) {
-            return (400, status_object(400, "BadRequest", "the name of the object does not match"));
+        if object["metadata"]["name"]
+            .as_str()
+            .is_some_and(|n| n != name)
+        {
+            return (
+                400,
+                status_object(400, "BadRequest", "the name of the object does not match"),
+            );
         }
-        let wanted = object["metadata"]["resourceVersion"].as_str().unwrap_or_default();
-        let have = current["metadata"]["resourceVersion"].as_str().unwrap_or_default();
+        let wanted = object["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or_default();
+        let have = current["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or_default();
         if !wanted.is_empty() && wanted != have {
             let message = format!(
                 "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; \
@@ -204,15 +227,24 @@ impl ObjectStore {
 }
 
 /// Applies a PATCH body according to its media type.
-fn apply_patch(current: &Value, content_type: Option<&str>, body: &[u8]) -> Result<Value, (u16, String)> {
-    let media = content_type.unwrap_or_default().split(';').next().unwrap_or_default().trim();
+fn apply_patch(
+    current: &Value,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<Value, (u16, String)> {
+    let media = content_type
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim();
     let parsed: Value =
         serde_json::from_slice(body).map_err(|e| (400, format!("patch is not JSON: {e}")))?;
     let mut patched = current.clone();
     match media {
         "application/json-patch+json" => {
-            let patch: json_patch::Patch =
-                serde_json::from_value(parsed).map_err(|e| (400, format!("bad JSON patch: {e}")))?;
+            let patch: json_patch::Patch = serde_json::from_value(parsed)
+                .map_err(|e| (400, format!("bad JSON patch: {e}")))?;
             json_patch::patch(&mut patched, &patch).map_err(|e| (422, e.to_string()))?;
         }
         "application/merge-patch+json" => json_patch::merge(&mut patched, &parsed),
@@ -239,7 +271,10 @@ fn strategic_merge(target: &mut Value, patch: &Value) {
             if patch.iter().all(|p| p.get("name").is_some()) =>
         {
             for entry in patch {
-                match target.iter_mut().find(|t| t.get("name") == entry.get("name")) {
+                match target
+                    .iter_mut()
+                    .find(|t| t.get("name") == entry.get("name"))
+                {
                     Some(existing) => strategic_merge(existing, entry),
                     None => target.push(entry.clone()),
                 }

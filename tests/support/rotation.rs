@@ -47,15 +47,16 @@ pub struct Replica {
 
 impl Replica {
     pub fn new(fake: &FakeApiServer, config: RotationConfig) -> Self {
-        let client = client_from_config(fake.config(), &ClientOptions::for_requests())
-            .expect("kube client");
+        let client =
+            client_from_config(fake.config(), &ClientOptions::for_requests()).expect("kube client");
         let resolver = Arc::new(CertResolver::new());
         let loaded = Arc::new(AtomicUsize::new(0));
         let counter = loaded.clone();
-        let rotator = Rotator::new(client, config, resolver.clone(), tls::provider())
-            .on_loaded(Arc::new(move |_: &tls::LoadedCert| {
+        let rotator = Rotator::new(client, config, resolver.clone(), tls::provider()).on_loaded(
+            Arc::new(move |_: &tls::LoadedCert| {
                 counter.fetch_add(1, Ordering::SeqCst);
-            }));
+            }),
+        );
         Self {
             rotator,
             resolver,
@@ -77,5 +78,7 @@ impl Replica {
 
 /// Number of PEM certificates in a bundle.
 pub fn cert_count(pem: &[u8]) -> usize {
-    String::from_utf8_lossy(pem).matches("BEGIN CERTIFICATE").count()
+    String::from_utf8_lossy(pem)
+        .matches("BEGIN CERTIFICATE")
+        .count()
 }
