@@ -74,7 +74,6 @@ CERT_SECRET = "azure-wi-webhook-server-cert"
 MWC = "azure-wi-webhook-mutating-webhook-configuration"
 WEBHOOK = "mutation.azure-workload-identity.io"
 WEBHOOK_PATH = "/mutate-v1-pod"
-LEASE = "azure-wi-webhook-cert-rotation"
 
 # serve flags (DESIGN.md section 3). True = takes a value, False = boolean switch.
 ALLOWED_FLAGS: Dict[str, bool] = {
@@ -127,7 +126,6 @@ CLUSTER_RBAC: Dict[Tuple[str, str], Tuple[set, Optional[set]]] = {
 }
 NAMESPACED_RBAC: Dict[Tuple[str, str], Tuple[set, Optional[set]]] = {
     ("", "secrets"): ({"get", "update", "patch", "create"}, {CERT_SECRET}),
-    ("coordination.k8s.io", "leases"): ({"get", "update", "patch", "create"}, {LEASE}),
 }
 # Needed whatever the certificate mode.
 REQUIRED_CLUSTER = [("", "serviceaccounts", {"get", "list", "watch"}),
@@ -135,8 +133,8 @@ REQUIRED_CLUSTER = [("", "serviceaccounts", {"get", "list", "watch"}),
 # Needed only when the webhook manages its own certificates.
 REQUIRED_SELF_MANAGED_CLUSTER = [("admissionregistration.k8s.io", "mutatingwebhookconfigurations",
                                   {"get", "update", "patch"})]
-REQUIRED_SELF_MANAGED_NS = [("", "secrets", {"get", "update", "patch", "create"}),
-                            ("coordination.k8s.io", "leases", {"get", "update", "patch", "create"})]
+# Writers are conflict-safe (resourceVersion), so no Lease is needed or granted.
+REQUIRED_SELF_MANAGED_NS = [("", "secrets", {"get", "update", "patch", "create"})]
 
 CLUSTER_SCOPED = {
     "Namespace", "ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration",
@@ -476,6 +474,15 @@ def check_deployment(c: Checker) -> Tuple[Optional[dict], Optional[dict], Dict[s
             vols = [v for v in pod.get("volumes") or [] if v.get("name") == mounts[0].get("name")]
             c.expect(len(vols) == 1 and dig(vols[0], "secret", "secretName") == CERT_SECRET, dep,
                      f"{cert_dir} must be Secret {CERT_SECRET}")
+    else:
+        # Self-managed: the webhook reads the Secret through the API. Mounting it would put the CA
+        # private key (ca.key) on the node's disk for nothing.
+        for v in pod.get("volumes") or []:
+            items = dig(v, "secret", "items")
+            exposes_key = items is None or any(i.get("key") == "ca.key" for i in items)
+            c.expect(not (dig(v, "secret", "secretName") == CERT_SECRET and exposes_key), dep,
+                     f"volume {v.get('name')!r} mounts Secret {CERT_SECRET} with its CA key; self-managed "
+                     f"certificates need no volume")
 
     return dep, ctr, flags
 
@@ -949,6 +956,11 @@ MUTATIONS: List[Tuple[str, str, Callable[[List[dict]], None], str]] = [
     ("unknown field (strict schema)", "base",
      lambda o: _set(_get(o, "Deployment"), "spec.template.spec.containers.0.livenessprobe", {}), "schema (strict)"),
     ("wrong type (schema)", "base", lambda o: _set(_get(o, "Deployment"), "spec.replicas", "two"), "schema (strict)"),
+    ("self-managed with the CA key mounted", "base",
+     lambda o: _get(o, "Deployment")["spec"]["template"]["spec"].update(
+         {"volumes": [{"name": "cert", "secret": {"secretName": CERT_SECRET}}]}), "with its CA key"),
+    ("self-managed without Secret permissions", "base",
+     lambda o: _get(o, "Role")["rules"].pop(0), "lacks core/secrets"),
     ("cert-manager without --disable-cert-rotation", "cert-manager",
      lambda o: _ctr(o)["args"].remove("--disable-cert-rotation"), "needs --disable-cert-rotation"),
     ("cert-manager CA annotation dangling", "cert-manager",

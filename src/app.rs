@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::admission::Admitter;
+use crate::certs;
 use crate::config::{ipv4_fallback, ServeConfig};
 use crate::k8s::client::{client_from_config, infer_config, ClientOptions};
 use crate::k8s::live::LiveServiceAccounts;
@@ -111,17 +112,32 @@ pub async fn serve(
             readiness.set_certificate_loaded(true);
         })
     };
-    let mut reloader = CertReloader::new(
-        config.webhook_cert_dir.clone(),
-        resolver.clone(),
-        provider.clone(),
-    )
-    .on_loaded(on_loaded);
-    // A missing certificate is not fatal: the reloader keeps polling and readiness stays false.
-    if let Err(e) = reloader.poll_once() {
-        tracing::warn!(error = %e, dir = %config.webhook_cert_dir.display(), "no serving certificate yet");
+    if config.disable_cert_rotation {
+        let mut reloader = CertReloader::new(
+            config.webhook_cert_dir.clone(),
+            resolver.clone(),
+            provider.clone(),
+        )
+        .on_loaded(on_loaded);
+        // A missing certificate is not fatal: the reloader keeps polling and readiness stays false.
+        if let Err(e) = reloader.poll_once() {
+            tracing::warn!(error = %e, dir = %config.webhook_cert_dir.display(), "no serving certificate yet");
+        }
+        reloader.spawn();
+    } else {
+        // Self-managed: the certificate comes from the Secret through the API (no mounted files);
+        // readiness follows once it is served and its CA is in the webhook configuration.
+        let client = client_from_config(kube_config.clone(), &ClientOptions::for_requests())
+            .map_err(StartupError::Kubernetes)?;
+        let rotation = certs::RotationConfig::for_namespace(&config.pod_namespace);
+        certs::start_rotation(
+            client,
+            rotation,
+            resolver.clone(),
+            provider.clone(),
+            on_loaded,
+        );
     }
-    reloader.spawn();
     let tls_config = tls::server_config(
         resolver,
         config.tls_min_version,

@@ -33,7 +33,7 @@ fn env(pairs: &[(&'static str, &str)]) -> Env {
     env
 }
 
-/// Loads with `--disable-cert-rotation` prepended (required until self-managed rotation exists).
+/// Loads with `--disable-cert-rotation` prepended (the expected `ServeConfig`s below assume it).
 fn load(flags: &[&str], env: &Env) -> Result<(ServeConfig, Settings), ConfigError> {
     let mut all = vec!["--disable-cert-rotation"];
     all.extend_from_slice(flags);
@@ -364,16 +364,16 @@ fn tenant_id_unset_is_an_error() {
 }
 
 #[test]
-fn serve_needs_disable_cert_rotation_for_now() {
-    let err = load_serve(&serve_args(&[]), &env(&[])).err();
-    assert_eq!(err, Some(ConfigError::CertRotationUnavailable));
-    let msg = err.map(|e| e.to_string()).unwrap_or_default();
-    assert!(msg.contains("--disable-cert-rotation") && msg.contains("--webhook-cert-dir"));
-    let explicit_false = load_serve(&serve_args(&["--disable-cert-rotation=false"]), &env(&[]));
-    assert_eq!(
-        explicit_false.err(),
-        Some(ConfigError::CertRotationUnavailable)
-    );
+fn cert_rotation_is_on_by_default_and_can_be_disabled() {
+    let (serve, _) =
+        load_serve(&serve_args(&[]), &env(&[])).expect("self-managed certificates are valid");
+    assert!(!serve.disable_cert_rotation);
+    let (serve, _) = load_serve(&serve_args(&["--disable-cert-rotation=false"]), &env(&[]))
+        .expect("explicit false");
+    assert!(!serve.disable_cert_rotation);
+    let (serve, _) =
+        load_serve(&serve_args(&["--disable-cert-rotation"]), &env(&[])).expect("disabled");
+    assert!(serve.disable_cert_rotation);
 }
 
 #[test]

@@ -35,6 +35,8 @@ pub enum CertsError {
     Generate(#[from] rcgen::Error),
     #[error("the system clock is outside the range certificates can express")]
     Clock,
+    #[error("{0} does not parse as a certificate")]
+    Unparsable(&'static str),
     #[error("cannot write {path}: {source}")]
     Io {
         path: PathBuf,
@@ -66,28 +68,88 @@ impl std::fmt::Debug for GeneratedCerts {
 /// Generates a CA and a serving certificate for `dns_names` (the first is also the common name), valid from
 /// `now - BACKDATE`.
 pub fn generate(dns_names: &[String], now: SystemTime) -> Result<GeneratedCerts, CertsError> {
-    let first = dns_names.first().ok_or(CertsError::NoDnsNames)?;
-    let not_before = at(now.checked_sub(BACKDATE))?;
+    if dns_names.is_empty() {
+        return Err(CertsError::NoDnsNames);
+    }
+    let ca = new_ca(now, CA_VALIDITY, BACKDATE)?;
+    let not_after = now.checked_add(SERVING_VALIDITY).ok_or(CertsError::Clock)?;
+    let leaf = issue_leaf(&ca.key_pem, dns_names, now, not_after, BACKDATE)?;
+    Ok(GeneratedCerts {
+        ca_cert_pem: ca.cert_pem,
+        ca_key_pem: ca.key_pem,
+        cert_pem: leaf.cert_pem,
+        key_pem: leaf.key_pem,
+    })
+}
 
-    let mut ca_params = CertificateParams::default();
-    ca_params.distinguished_name = DistinguishedName::new();
-    ca_params
+/// A certificate and its private key, both PEM.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PemPair {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for PemPair {
+    /// Private keys never reach logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PemPair")
+            .field("cert_pem", &self.cert_pem)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The CA's distinguished name and constraints. Rebuilt identically when signing with an existing CA key:
+/// rcgen takes the issuer name from these parameters and the authority key identifier from the key, so a
+/// leaf issued later chains to the CA certificate created earlier.
+fn ca_params() -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = DistinguishedName::new();
+    params
         .distinguished_name
         .push(DnType::CommonName, CA_COMMON_NAME);
-    ca_params
+    params
         .distinguished_name
         .push(DnType::OrganizationName, CA_ORGANIZATION);
     // Path length 0: this CA signs serving certificates only, never another CA.
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca_params.key_usages = vec![
+    params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    ca_params.not_before = not_before;
-    ca_params.not_after = at(now.checked_add(CA_VALIDITY))?;
-    let ca_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-    let ca_cert = ca_params.self_signed(&ca_key)?;
+    params
+}
+
+/// A new self-signed CA valid from `now - backdate` for `validity` after `now`.
+pub fn new_ca(
+    now: SystemTime,
+    validity: Duration,
+    backdate: Duration,
+) -> Result<PemPair, CertsError> {
+    let mut params = ca_params();
+    params.not_before = at(now.checked_sub(backdate))?;
+    params.not_after = at(now.checked_add(validity))?;
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+    let cert = params.self_signed(&key)?;
+    Ok(PemPair {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
+}
+
+/// A serving certificate for `dns_names` (the first is also the common name) with a new key, signed by the
+/// CA whose key is `ca_key_pem` (a CA made by [`new_ca`]), valid from `now - backdate` until `not_after`.
+pub fn issue_leaf(
+    ca_key_pem: &str,
+    dns_names: &[String],
+    now: SystemTime,
+    not_after: SystemTime,
+    backdate: Duration,
+) -> Result<PemPair, CertsError> {
+    let first = dns_names.first().ok_or(CertsError::NoDnsNames)?;
+    let ca_key = KeyPair::from_pem(ca_key_pem)?;
+    // Only the name and key of this throw-away self-signature matter (see `ca_params`).
+    let issuer = ca_params().self_signed(&ca_key)?;
 
     let mut params = CertificateParams::new(dns_names.to_vec())?;
     params.distinguished_name = DistinguishedName::new();
@@ -98,14 +160,11 @@ pub fn generate(dns_names: &[String], now: SystemTime) -> Result<GeneratedCerts,
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.use_authority_key_identifier_extension = true;
-    params.not_before = not_before;
-    params.not_after = at(now.checked_add(SERVING_VALIDITY))?;
+    params.not_before = at(now.checked_sub(backdate))?;
+    params.not_after = at(Some(not_after))?;
     let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-    let cert = params.signed_by(&key, &ca_cert, &ca_key)?;
-
-    Ok(GeneratedCerts {
-        ca_cert_pem: ca_cert.pem(),
-        ca_key_pem: ca_key.serialize_pem(),
+    let cert = params.signed_by(&key, &issuer, &ca_key)?;
+    Ok(PemPair {
         cert_pem: cert.pem(),
         key_pem: key.serialize_pem(),
     })

@@ -109,12 +109,6 @@ pub enum ConfigError {
 
     #[error("--dns-name {value:?} is not a valid DNS name: {reason}")]
     DnsName { value: String, reason: String },
-
-    #[error(
-        "self-managed certificate rotation is not available yet in this build; pass \
-         --disable-cert-rotation and provide tls.crt and tls.key in --webhook-cert-dir"
-    )]
-    CertRotationUnavailable,
 }
 
 impl ConfigError {

@@ -33,5 +33,5 @@ pub use cli::{CertsArgs, Cli, Command, InjectArgs, Input, MutationArgs, OutputFo
 pub use env::{EnvSource, ProcessEnv};
 pub use error::{ConfigError, EXIT_CODE};
 pub use mutation::{build_settings, DEFAULT_PROXY_IMAGE, DEFAULT_PROXY_INIT_IMAGE};
-pub use serve::{load_serve, require_cert_rotation_disabled, ServeConfig, SERVICE_NAME};
+pub use serve::{load_serve, ServeConfig, SERVICE_NAME};
 pub use values::{ipv4_fallback, LogLevel, MetricsBackend, RbacCheck, TlsMinVersion};

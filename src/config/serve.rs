@@ -61,18 +61,7 @@ pub fn load_serve(
         max_in_flight_reviews: args.max_in_flight_reviews as usize,
         pod_namespace,
     };
-    require_cert_rotation_disabled(&config)?;
     Ok((config, settings))
-}
-
-/// Self-managed rotation (DESIGN §2 `certs`) is not built yet, so `serve` must be told to use provided
-/// certificates. Delete this check, and its call in [`load_serve`], once rotation exists.
-pub fn require_cert_rotation_disabled(config: &ServeConfig) -> Result<(), ConfigError> {
-    if config.disable_cert_rotation {
-        Ok(())
-    } else {
-        Err(ConfigError::CertRotationUnavailable)
-    }
 }
 
 fn checked_pod_namespace(env: &dyn EnvSource) -> Result<String, ConfigError> {

@@ -11,9 +11,19 @@
 //!   `allowWatchBookmarks`, `resourceVersion`, `timeoutSeconds`, `sendInitialEvents`, 410 after
 //!   [`FakeApiServer::compact_watch_history`])
 //! - `POST /apis/authorization.k8s.io/v1/subjectaccessreviews`, answered from [`RbacRule`]s
+//! - Secrets (`/api/v1/namespaces/{ns}/secrets[/{name}]`), MutatingWebhookConfigurations
+//!   (`/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{name}`) and Leases
+//!   (`/apis/coordination.k8s.io/v1/namespaces/{ns}/leases[/{name}]`): get, create, update, patch (JSON,
+//!   merge, strategic), with resourceVersion conflicts (409); see `fake_objects.rs`
 //!
 //! Plus switches for outages, delays and injected error statuses, and per-endpoint request counters.
 #![allow(dead_code)]
+
+#[path = "fake_objects.rs"]
+mod objects;
+
+pub use objects::Kind;
+use objects::{ObjectStore, Verb};
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -39,6 +49,17 @@ pub enum Endpoint {
     ListServiceAccounts,
     WatchServiceAccounts,
     SubjectAccessReview,
+    GetSecret,
+    CreateSecret,
+    UpdateSecret,
+    PatchSecret,
+    GetWebhookConfig,
+    UpdateWebhookConfig,
+    PatchWebhookConfig,
+    GetLease,
+    CreateLease,
+    UpdateLease,
+    PatchLease,
     /// Anything else (answered 404).
     Other,
 }
@@ -266,6 +287,7 @@ struct Inner {
     counters: Mutex<HashMap<Endpoint, u64>>,
     requests: Mutex<Vec<RecordedRequest>>,
     reviews: Mutex<Vec<Value>>,
+    objects: Mutex<ObjectStore>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -331,6 +353,7 @@ impl FakeApiServer {
             counters: Mutex::new(HashMap::new()),
             requests: Mutex::new(Vec::new()),
             reviews: Mutex::new(Vec::new()),
+            objects: Mutex::new(ObjectStore::default()),
         });
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
@@ -497,6 +520,91 @@ impl FakeApiServer {
     /// Ends every open watch stream (clients re-watch from their last resourceVersion).
     pub fn close_watches(&self) {
         let _ = self.inner.events.send(Broadcast::CloseWatches);
+    }
+
+    // ---- Secrets, webhook configurations, Leases ----
+
+    /// The stored object (`namespace` empty for cluster-scoped kinds), as JSON.
+    pub fn object(&self, kind: Kind, namespace: &str, name: &str) -> Option<Value> {
+        lock(&self.inner.objects).get(kind, namespace, name)
+    }
+
+    /// Creates or replaces an object unconditionally, as another client would; returns its resourceVersion.
+    pub fn put_object(&self, kind: Kind, namespace: &str, object: Value) -> u64 {
+        lock(&self.inner.objects).put(kind, namespace, object)
+    }
+
+    pub fn delete_object(&self, kind: Kind, namespace: &str, name: &str) -> bool {
+        lock(&self.inner.objects).delete(kind, namespace, name)
+    }
+
+    /// A Secret's `data`, base64-decoded; `None` if the Secret does not exist.
+    pub fn secret_data(&self, namespace: &str, name: &str) -> Option<BTreeMap<String, Vec<u8>>> {
+        use base64::Engine;
+        let secret = self.object(Kind::Secret, namespace, name)?;
+        let data = secret["data"].as_object().cloned().unwrap_or_default();
+        Some(
+            data.into_iter()
+                .map(|(key, value)| {
+                    let decoded = base64::engine::general_purpose::STANDARD
+                        .decode(value.as_str().unwrap_or_default())
+                        .unwrap_or_default();
+                    (key, decoded)
+                })
+                .collect(),
+        )
+    }
+
+    /// Adds a MutatingWebhookConfiguration with one entry per name, no `caBundle` set.
+    pub fn add_webhook_configuration(&self, name: &str, webhooks: &[&str]) -> u64 {
+        let entries: Vec<Value> = webhooks
+            .iter()
+            .map(|webhook| {
+                json!({
+                    "name": webhook,
+                    "admissionReviewVersions": ["v1"],
+                    "sideEffects": "None",
+                    "clientConfig": {"service": {"name": "svc", "namespace": "ns", "path": "/mutate-v1-pod"}},
+                })
+            })
+            .collect();
+        self.put_object(
+            Kind::MutatingWebhookConfiguration,
+            "",
+            json!({"metadata": {"name": name}, "webhooks": entries}),
+        )
+    }
+
+    /// Each entry's `caBundle`, base64-decoded (`None` when unset); empty if the configuration is missing.
+    pub fn ca_bundles(&self, name: &str) -> Vec<Option<Vec<u8>>> {
+        use base64::Engine;
+        let Some(config) = self.object(Kind::MutatingWebhookConfiguration, "", name) else {
+            return Vec::new();
+        };
+        config["webhooks"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|webhook| {
+                webhook["clientConfig"]["caBundle"].as_str().map(|b64| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(b64)
+                        .unwrap_or_default()
+                })
+            })
+            .collect()
+    }
+
+    /// Overwrites every entry's `caBundle` (drift made by someone else); returns the new resourceVersion.
+    pub fn set_ca_bundles(&self, name: &str, bundle: &[u8]) -> Option<u64> {
+        use base64::Engine;
+        let mut config = self.object(Kind::MutatingWebhookConfiguration, "", name)?;
+        let encoded = base64::engine::general_purpose::STANDARD.encode(bundle);
+        for webhook in config["webhooks"].as_array_mut()? {
+            webhook["clientConfig"]["caBundle"] = json!(encoded);
+        }
+        Some(self.put_object(Kind::MutatingWebhookConfiguration, "", config))
     }
 
     // ---- switches ----
@@ -715,6 +823,42 @@ fn classify(
         (&Method::POST, ["apis", "authorization.k8s.io", "v1", "subjectaccessreviews"]) => {
             (Endpoint::SubjectAccessReview, None, None)
         }
+        (&Method::POST, ["api", "v1", "namespaces", ns, "secrets"]) => {
+            (Endpoint::CreateSecret, Some((*ns).to_owned()), None)
+        }
+        (method, ["api", "v1", "namespaces", ns, "secrets", name]) => {
+            let endpoint = match *method {
+                Method::GET => Endpoint::GetSecret,
+                Method::PUT => Endpoint::UpdateSecret,
+                Method::PATCH => Endpoint::PatchSecret,
+                _ => Endpoint::Other,
+            };
+            (endpoint, Some((*ns).to_owned()), Some((*name).to_owned()))
+        }
+        (
+            method,
+            ["apis", "admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations", name],
+        ) => {
+            let endpoint = match *method {
+                Method::GET => Endpoint::GetWebhookConfig,
+                Method::PUT => Endpoint::UpdateWebhookConfig,
+                Method::PATCH => Endpoint::PatchWebhookConfig,
+                _ => Endpoint::Other,
+            };
+            (endpoint, None, Some((*name).to_owned()))
+        }
+        (&Method::POST, ["apis", "coordination.k8s.io", "v1", "namespaces", ns, "leases"]) => {
+            (Endpoint::CreateLease, Some((*ns).to_owned()), None)
+        }
+        (method, ["apis", "coordination.k8s.io", "v1", "namespaces", ns, "leases", name]) => {
+            let endpoint = match *method {
+                Method::GET => Endpoint::GetLease,
+                Method::PUT => Endpoint::UpdateLease,
+                Method::PATCH => Endpoint::PatchLease,
+                _ => Endpoint::Other,
+            };
+            (endpoint, Some((*ns).to_owned()), Some((*name).to_owned()))
+        }
         _ => (Endpoint::Other, None, None),
     }
 }
@@ -803,12 +947,70 @@ async fn handle(inner: Arc<Inner>, request: Request<Incoming>) -> Response<Body>
             watch_service_accounts(&inner, namespace, &query, metadata_form)
         }
         Endpoint::SubjectAccessReview => subject_access_review(&inner, request).await,
+        Endpoint::GetSecret
+        | Endpoint::CreateSecret
+        | Endpoint::UpdateSecret
+        | Endpoint::PatchSecret
+        | Endpoint::GetWebhookConfig
+        | Endpoint::UpdateWebhookConfig
+        | Endpoint::PatchWebhookConfig
+        | Endpoint::GetLease
+        | Endpoint::CreateLease
+        | Endpoint::UpdateLease
+        | Endpoint::PatchLease => {
+            let (kind, verb) = object_route(endpoint);
+            object_request(&inner, kind, verb, namespace, name, request).await
+        }
         Endpoint::Other => status_response(
             404,
             "NotFound",
             &format!("the server could not find the requested resource ({path})"),
         ),
     }
+}
+
+fn object_route(endpoint: Endpoint) -> (Kind, Verb) {
+    match endpoint {
+        Endpoint::GetSecret => (Kind::Secret, Verb::Get),
+        Endpoint::CreateSecret => (Kind::Secret, Verb::Create),
+        Endpoint::UpdateSecret => (Kind::Secret, Verb::Update),
+        Endpoint::PatchSecret => (Kind::Secret, Verb::Patch),
+        Endpoint::GetWebhookConfig => (Kind::MutatingWebhookConfiguration, Verb::Get),
+        Endpoint::UpdateWebhookConfig => (Kind::MutatingWebhookConfiguration, Verb::Update),
+        Endpoint::PatchWebhookConfig => (Kind::MutatingWebhookConfiguration, Verb::Patch),
+        Endpoint::GetLease => (Kind::Lease, Verb::Get),
+        Endpoint::CreateLease => (Kind::Lease, Verb::Create),
+        Endpoint::UpdateLease => (Kind::Lease, Verb::Update),
+        _ => (Kind::Lease, Verb::Patch),
+    }
+}
+
+async fn object_request(
+    inner: &Inner,
+    kind: Kind,
+    verb: Verb,
+    namespace: Option<String>,
+    name: Option<String>,
+    request: Request<Incoming>,
+) -> Response<Body> {
+    let content_type = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = match axum::body::to_bytes(Body::new(request.into_body()), 4 << 20).await {
+        Ok(body) => body,
+        Err(_) => return status_response(400, "BadRequest", "unreadable body"),
+    };
+    let (code, value) = lock(&inner.objects).handle(
+        kind,
+        verb,
+        namespace.as_deref().unwrap_or_default(),
+        name.as_deref().unwrap_or_default(),
+        content_type.as_deref(),
+        &body,
+    );
+    json_response(code, &value)
 }
 
 /// Applies the outage and fault switches: total delay and an optional status to answer with.
