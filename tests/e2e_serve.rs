@@ -4,37 +4,23 @@
 
 #[path = "support/fake_apiserver.rs"]
 mod fake_apiserver;
+#[path = "support/app.rs"]
+mod test_app;
 #[path = "support/tls.rs"]
 mod tls_support;
 
 use std::time::Duration;
 
-use azwi_webhook::app::{self, BoundListeners};
-use azwi_webhook::config::{LogLevel, MetricsBackend, RbacCheck, ServeConfig, TlsMinVersion};
-use azwi_webhook::settings::{ProxySettings, Settings};
 use base64::Engine;
 use fake_apiserver::FakeApiServer;
 use serde_json::{json, Value};
-use tls_support::{eventually, generate_ca_and_leaf, get_plain, post, Http, TestPki};
+use test_app::TestApp;
+use tls_support::{generate_ca_and_leaf, get_plain, post, Http, TestPki};
 
 struct Running {
-    addr: std::net::SocketAddr,
-    metrics_addr: std::net::SocketAddr,
+    app: TestApp,
     pki: TestPki,
     fake: FakeApiServer,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), app::StartupError>>,
-}
-
-fn settings() -> Settings {
-    Settings {
-        audience: "api://AzureADTokenExchange".into(),
-        tenant_id: "tenant-1".into(),
-        authority_host: "https://login.microsoftonline.com/".into(),
-        identity_binding: None,
-        proxy: ProxySettings::default(),
-        native_sidecars: false,
-    }
 }
 
 async fn start() -> Running {
@@ -45,57 +31,13 @@ async fn start() -> Running {
         &[("azure.workload.identity/client-id", "client-1")],
     );
     let pki = generate_ca_and_leaf(&["localhost"]);
-    let webhook = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let health = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let metrics = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    for listener in [&webhook, &health, &metrics] {
-        listener.set_nonblocking(true).expect("nonblocking");
-    }
-    let metrics_addr = metrics.local_addr().expect("addr");
-    let addr = webhook.local_addr().expect("addr");
-    let health_addr = health.local_addr().expect("addr");
-    let config = ServeConfig {
-        webhook_addr: addr,
-        webhook_cert_dir: pki.path().to_path_buf(),
-        disable_cert_rotation: true,
-        tls_min_version: TlsMinVersion::V1_3,
-        client_ca_file: None,
-        health_addr,
-        metrics_addr,
-        metrics_backend: MetricsBackend::Prometheus,
-        log_level: LogLevel::Unset,
-        shutdown_delay: Duration::from_millis(50),
-        rbac_check: RbacCheck::Deny,
-        max_in_flight_reviews: 1000,
-        pod_namespace: "azure-workload-identity-system".into(),
-    };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(app::serve(
-        config,
-        settings(),
-        fake.config(),
-        BoundListeners {
-            webhook,
-            health,
-            metrics,
-        },
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    let ready = eventually(Duration::from_secs(10), || async move {
-        matches!(get_plain(health_addr, "/readyz").await, Ok((200, _)))
-    })
-    .await;
-    assert!(ready, "webhook never became ready");
-    Running {
-        addr,
-        metrics_addr,
-        pki,
-        fake,
-        stop: Some(stop),
-        task,
-    }
+    let config = test_app::serve_config(pki.path(), true, "azure-workload-identity-system");
+    let app = TestApp::start(config, test_app::settings(), fake.config());
+    assert!(
+        app.wait_ready(Duration::from_secs(10)).await,
+        "webhook never became ready"
+    );
+    Running { app, pki, fake }
 }
 
 fn pod() -> Value {
@@ -107,21 +49,12 @@ fn pod() -> Value {
 }
 
 fn review(api_version: &str, uid: &str, object: &Value) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "apiVersion": api_version, "kind": "AdmissionReview",
-        "request": {
-            "uid": uid,
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "namespace": "ns", "operation": "CREATE", "object": object
-        }
-    }))
-    .expect("json")
+    test_app::pod_review(api_version, uid, object)
 }
 
 async fn admit(running: &Running, http: Http, body: Vec<u8>) -> Value {
     let (status, body, _) = post(
-        running.addr,
+        running.app.addr,
         &running.pki.ca.pem,
         "/mutate-v1-pod?timeout=10s",
         &body,
@@ -144,15 +77,8 @@ fn apply(response: &Value, object: &Value) -> Value {
     patched
 }
 
-async fn stop(mut running: Running) {
-    if let Some(stop) = running.stop.take() {
-        let _ = stop.send(());
-    }
-    let result = tokio::time::timeout(Duration::from_secs(10), running.task)
-        .await
-        .expect("serve returns after shutdown")
-        .expect("serve task");
-    assert!(result.is_ok(), "{result:?}");
+async fn stop(running: Running) {
+    running.app.stop().await;
 }
 
 #[tokio::test]
@@ -183,7 +109,7 @@ async fn mutates_over_http2_and_http1_with_the_real_kube_client() {
             .count(fake_apiserver::Endpoint::GetServiceAccount)
             >= 2
     );
-    let (status, scrape) = get_plain(running.metrics_addr, "/metrics")
+    let (status, scrape) = get_plain(running.app.metrics_addr, "/metrics")
         .await
         .expect("scrape");
     assert_eq!(status, 200);
@@ -261,7 +187,7 @@ async fn missing_service_account_and_api_outage_are_denied_with_the_right_codes(
 async fn malformed_body_over_tls_gets_400_and_the_server_keeps_serving() {
     let running = start().await;
     let (status, body, _) = post(
-        running.addr,
+        running.app.addr,
         &running.pki.ca.pem,
         "/mutate-v1-pod",
         b"{not json",

@@ -1,0 +1,135 @@
+//! Runs the real `app::serve` wiring on 127.0.0.1:0 for integration tests.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::time::Duration;
+
+use azwi_webhook::app::{self, BoundListeners, StartupError};
+use azwi_webhook::config::{LogLevel, MetricsBackend, RbacCheck, ServeConfig, TlsMinVersion};
+use azwi_webhook::settings::{ProxySettings, Settings};
+use serde_json::{json, Value};
+
+/// A running webhook and the means to stop it.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub health_addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), StartupError>>,
+}
+
+/// Workload-identity settings with the cluster tenant `tenant-1`.
+pub fn settings() -> Settings {
+    Settings {
+        audience: "api://AzureADTokenExchange".into(),
+        tenant_id: "tenant-1".into(),
+        authority_host: "https://login.microsoftonline.com/".into(),
+        identity_binding: None,
+        proxy: ProxySettings::default(),
+        native_sidecars: false,
+    }
+}
+
+fn listener() -> TcpListener {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    listener
+}
+
+/// The defaults of `serve`, with certificates from `cert_dir` when `provided_certs` is set and
+/// self-managed otherwise, and a short shutdown delay.
+pub fn serve_config(cert_dir: &Path, provided_certs: bool, pod_namespace: &str) -> ServeConfig {
+    let unbound: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    ServeConfig {
+        webhook_addr: unbound,
+        webhook_cert_dir: cert_dir.to_path_buf(),
+        disable_cert_rotation: provided_certs,
+        tls_min_version: TlsMinVersion::V1_3,
+        client_ca_file: None,
+        health_addr: unbound,
+        metrics_addr: unbound,
+        metrics_backend: MetricsBackend::Prometheus,
+        log_level: LogLevel::Unset,
+        shutdown_delay: Duration::from_millis(50),
+        rbac_check: RbacCheck::Deny,
+        max_in_flight_reviews: 1000,
+        pod_namespace: pod_namespace.into(),
+    }
+}
+
+impl TestApp {
+    /// Starts `serve` on fresh loopback ports; returns at once (not waiting for readiness).
+    pub fn start(mut config: ServeConfig, settings: Settings, kube: kube::Config) -> Self {
+        let (webhook, health, metrics) = (listener(), listener(), listener());
+        let addr = webhook.local_addr().expect("addr");
+        let health_addr = health.local_addr().expect("addr");
+        let metrics_addr = metrics.local_addr().expect("addr");
+        config.webhook_addr = addr;
+        config.health_addr = health_addr;
+        config.metrics_addr = metrics_addr;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(app::serve(
+            config,
+            settings,
+            kube,
+            BoundListeners {
+                webhook,
+                health,
+                metrics,
+            },
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        TestApp {
+            addr,
+            health_addr,
+            metrics_addr,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// `GET /readyz` status, or `None` when the health listener does not answer.
+    pub async fn readyz(&self) -> Option<u16> {
+        crate::tls_support::get_plain(self.health_addr, "/readyz")
+            .await
+            .ok()
+            .map(|(status, _)| status)
+    }
+
+    pub async fn wait_ready(&self, within: Duration) -> bool {
+        crate::tls_support::eventually(within, || async { self.readyz().await == Some(200) }).await
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Triggers shutdown and asserts `serve` returns `Ok` promptly.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let result = tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("serve returns after shutdown")
+            .expect("serve task");
+        assert!(result.is_ok(), "{result:?}");
+    }
+}
+
+/// An AdmissionReview for creating `object` in namespace `ns`.
+pub fn pod_review(api_version: &str, uid: &str, object: &Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "apiVersion": api_version, "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "namespace": "ns", "operation": "CREATE", "object": object
+        }
+    }))
+    .expect("json")
+}
