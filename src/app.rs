@@ -4,15 +4,23 @@ use std::net::{SocketAddr, TcpListener};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use crate::admission::rbac::RbacStep;
 use crate::admission::Admitter;
 use crate::certs;
+use crate::config::RbacCheck;
 use crate::config::{ipv4_fallback, ServeConfig};
+use crate::k8s::authz::{CacheConfig as AuthzCacheConfig, CachedAuthorizer, SubjectAccessReviews};
+use crate::k8s::cache::{CacheOptions, CachedServiceAccounts, LookupObserver};
 use crate::k8s::client::{client_from_config, infer_config, ClientOptions};
+use crate::k8s::discovery::{Discovery, DiscoveryOptions};
 use crate::k8s::live::LiveServiceAccounts;
 use crate::metrics::Metrics;
 use crate::server::{self, Listeners, Readiness, ServeOptions};
 use crate::settings::Settings;
 use crate::tls::{self, CertReloader, CertResolver};
+
+/// How often `azwi_service_account_cache_objects` is refreshed.
+const CACHE_GAUGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Why the webhook could not start; printed as one line before exiting non-zero.
 #[derive(Debug, thiserror::Error)]
@@ -146,14 +154,13 @@ pub async fn serve(
     )
     .map_err(StartupError::Tls)?;
 
-    let client = client_from_config(kube_config, &ClientOptions::for_requests())
-        .map_err(StartupError::Kubernetes)?;
-    let service_accounts = Arc::new(LiveServiceAccounts::new(client));
-    let admitter = Arc::new(Admitter::new(
-        Arc::new(settings),
-        service_accounts,
-        metrics.clone(),
-    ));
+    let admitter = Arc::new(kubernetes_parts(
+        &config,
+        settings,
+        kube_config,
+        &readiness,
+        &metrics,
+    )?);
 
     let listeners = Listeners {
         webhook: bound.webhook,
@@ -172,6 +179,67 @@ pub async fn serve(
     server::serve(listeners, readiness, options, shutdown)
         .await
         .map_err(StartupError::Server)
+}
+
+/// The admission handler with everything it asks the API server: a metadata-only service-account
+/// cache (readiness waits for its first sync), API server version discovery (native sidecars), and
+/// the identity-binding RBAC check.
+fn kubernetes_parts(
+    config: &ServeConfig,
+    settings: Settings,
+    kube_config: kube::Config,
+    readiness: &Readiness,
+    metrics: &Metrics,
+) -> Result<Admitter, StartupError> {
+    let requests = client_from_config(kube_config.clone(), &ClientOptions::for_requests())
+        .map_err(StartupError::Kubernetes)?;
+    let watches = client_from_config(kube_config, &ClientOptions::for_watches())
+        .map_err(StartupError::Kubernetes)?;
+
+    let observer: LookupObserver = {
+        let metrics = metrics.clone();
+        Arc::new(move |source, result| metrics.record_service_account_lookup(source, result))
+    };
+    let options = CacheOptions {
+        observer: Some(observer),
+        ..CacheOptions::default()
+    };
+    let (cache, _) = CachedServiceAccounts::spawn_with(
+        watches,
+        LiveServiceAccounts::new(requests.clone()),
+        options,
+    );
+    let synced = readiness.register("service-account-cache-synced");
+    let (watched, metrics_for_gauge) = (cache.clone(), metrics.clone());
+    tokio::spawn(async move {
+        watched.wait_synced().await;
+        synced.set_ready(true);
+        tracing::info!(
+            service_accounts = watched.len(),
+            "service-account cache synced"
+        );
+        let mut tick = tokio::time::interval(CACHE_GAUGE_INTERVAL);
+        loop {
+            tick.tick().await;
+            metrics_for_gauge.set_service_account_cache_objects(watched.len());
+        }
+    });
+
+    let (discovery, _) = Discovery::spawn(requests.clone(), DiscoveryOptions::default());
+    let identity_binding = settings.identity_binding.is_some();
+    let mut admitter = Admitter::new(Arc::new(settings), Arc::new(cache), metrics.clone())
+        .with_discovery(discovery);
+    if identity_binding && config.rbac_check != RbacCheck::Off {
+        let authorizer = CachedAuthorizer::new(
+            Arc::new(SubjectAccessReviews::new(requests)),
+            AuthzCacheConfig::default(),
+        );
+        admitter = admitter.with_rbac(RbacStep {
+            authorizer: Arc::new(authorizer),
+            mode: config.rbac_check,
+        });
+    }
+    Ok(admitter)
 }
 
 /// `:PORT` means every interface: `[::]`, or `0.0.0.0` on a kernel without IPv6.

@@ -103,11 +103,12 @@ async fn mutates_over_http2_and_http1_with_the_real_kube_client() {
             json!({"name": "AZURE_TENANT_ID", "value": "tenant-1"})
         );
     }
-    assert!(
+    // Served from the watch cache: no per-pod GET.
+    assert_eq!(
         running
             .fake
-            .count(fake_apiserver::Endpoint::GetServiceAccount)
-            >= 2
+            .count(fake_apiserver::Endpoint::GetServiceAccount),
+        0
     );
     let (status, scrape) = get_plain(running.app.metrics_addr, "/metrics")
         .await
@@ -116,6 +117,8 @@ async fn mutates_over_http2_and_http1_with_the_real_kube_client() {
     for series in [
         "azwi_admission_requests_total{outcome=\"mutated\",reason=\"none\"} 2",
         "azwi_mutation_request_count{namespace=\"ns\"} 2",
+        "azwi_service_account_lookups_total{result=\"hit\",source=\"cache\"} 2",
+        "azwi_service_account_cache_objects ",
         "azwi_build_info{version=\"",
         "azwi_tls_certificate_expiry_timestamp_seconds ",
     ] {
@@ -171,10 +174,21 @@ async fn missing_service_account_and_api_outage_are_denied_with_the_right_codes(
         .fake
         .set_outage(fake_apiserver::Outage::Refuse)
         .await;
+    // The cached service account is still served while the API server is down...
     let response = admit(
         &running,
         Http::V2,
         review("admission.k8s.io/v1", "uid-o", &pod()),
+    )
+    .await;
+    assert_eq!(response["response"]["allowed"], true);
+    // ...an uncached one cannot be looked up: 500, retryable.
+    let mut uncached = pod();
+    uncached["spec"]["serviceAccountName"] = json!("created-during-outage");
+    let response = admit(
+        &running,
+        Http::V2,
+        review("admission.k8s.io/v1", "uid-u", &uncached),
     )
     .await;
     assert_eq!(response["response"]["allowed"], false);

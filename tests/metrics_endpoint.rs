@@ -126,8 +126,11 @@ async fn scrape_shows_exact_series_after_recording() {
         env!("CARGO_PKG_VERSION")
     );
     assert_eq!(series(&body, "azwi_build_info"), [build.as_str()]);
-    // 7 (outcome, reason) pairs, 2 × 4 lookup pairs, 3 × 2 RBAC pairs: all present from the start.
-    assert_eq!(series(&body, "azwi_admission_requests_total").len(), 7);
+    // Every (outcome, reason) pair, 2 × 4 lookup pairs, 3 × 2 RBAC pairs: all present from the start.
+    assert_eq!(
+        series(&body, "azwi_admission_requests_total").len(),
+        azwi_webhook::admission::Outcome::ALL.len()
+    );
     assert_eq!(series(&body, "azwi_service_account_lookups_total").len(), 8);
     assert_eq!(series(&body, "azwi_rbac_checks_total").len(), 6);
     assert!(body.contains("# TYPE azwi_mutation_request histogram\n"));

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::k8s::discovery::Discovery;
 use crate::k8s::service_accounts::{LookupError, ServiceAccountMeta, ServiceAccounts};
 use crate::metrics::{LookupResult, LookupSource, Metrics};
 use crate::mutate::{self, patch, view::PodView};
@@ -12,6 +13,7 @@ use crate::review::{BoxFuture, ReviewHandler, ReviewReply};
 use crate::settings::Settings;
 
 use super::outcome::{DenyReason, Outcome};
+use super::rbac::RbacStep;
 use super::response::{self, Denial};
 use super::wire::{self, Review};
 
@@ -20,8 +22,13 @@ const DEFAULT_BUDGET: Duration = Duration::from_secs(10);
 
 /// Answers AdmissionReviews for pods with the configured mutation.
 pub struct Admitter {
+    /// Classic sidecars, for API servers older than 1.32 (and until discovery answers).
     settings: Arc<Settings>,
+    /// The same settings with native sidecars.
+    native_settings: Arc<Settings>,
+    discovery: Discovery,
     service_accounts: Arc<dyn ServiceAccounts>,
+    rbac: Option<RbacStep>,
     metrics: Metrics,
 }
 
@@ -45,10 +52,41 @@ impl Admitter {
         service_accounts: Arc<dyn ServiceAccounts>,
         metrics: Metrics,
     ) -> Self {
+        let classic = Settings {
+            native_sidecars: false,
+            ..settings.as_ref().clone()
+        };
+        let native = Settings {
+            native_sidecars: true,
+            ..classic.clone()
+        };
         Admitter {
-            settings,
+            settings: Arc::new(classic),
+            native_settings: Arc::new(native),
+            discovery: Discovery::fixed(settings.native_sidecars),
             service_accounts,
+            rbac: None,
             metrics,
+        }
+    }
+
+    /// Picks native or classic sidecars from the API server version, as discovered.
+    pub fn with_discovery(mut self, discovery: Discovery) -> Self {
+        self.discovery = discovery;
+        self
+    }
+
+    /// Checks identity-binding pods with SubjectAccessReviews, as `--rbac-check` says.
+    pub fn with_rbac(mut self, rbac: RbacStep) -> Self {
+        self.rbac = Some(rbac);
+        self
+    }
+
+    fn current_settings(&self) -> &Settings {
+        if self.discovery.native_sidecars() {
+            &self.native_settings
+        } else {
+            &self.settings
         }
     }
 
@@ -169,21 +207,37 @@ impl Admitter {
                 return deny(DenyReason::ServiceAccountUnavailable, 500, e.to_string())
             }
         };
-        match mutate::plan(&self.settings, &pod, &service_account) {
-            Ok(mutation) if mutation.ops.is_empty() => Decision {
+        let settings = self.current_settings();
+        let mut mutation = match mutate::plan(settings, &pod, &service_account) {
+            Ok(mutation) => mutation,
+            Err(rejection) => {
+                return deny(DenyReason::InvalidPod, rejection.code, rejection.message)
+            }
+        };
+        // Only a pod the mutation accepts costs an RBAC call.
+        if let Some(rbac) = &self.rbac {
+            match rbac
+                .check(settings, &pod, &service_account, deadline, &self.metrics)
+                .await
+            {
+                Ok(warnings) => mutation.warnings.extend(warnings),
+                Err(denial) => return deny(denial.reason, denial.code, denial.message),
+            }
+        }
+        if mutation.ops.is_empty() {
+            return Decision {
                 outcome: Outcome::Unchanged,
                 body: response::allowed(version, uid, None, &mutation.warnings),
-            },
-            Ok(mutation) => Decision {
-                outcome: Outcome::Mutated,
-                body: response::allowed(
-                    version,
-                    uid,
-                    Some(&patch::to_json(&mutation.ops)),
-                    &mutation.warnings,
-                ),
-            },
-            Err(rejection) => deny(DenyReason::InvalidPod, rejection.code, rejection.message),
+            };
+        }
+        Decision {
+            outcome: Outcome::Mutated,
+            body: response::allowed(
+                version,
+                uid,
+                Some(&patch::to_json(&mutation.ops)),
+                &mutation.warnings,
+            ),
         }
     }
 

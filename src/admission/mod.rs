@@ -3,6 +3,7 @@
 
 mod handler;
 mod outcome;
+pub mod rbac;
 pub mod response;
 pub mod wire;
 

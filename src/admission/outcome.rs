@@ -23,17 +23,26 @@ pub enum DenyReason {
     ServiceAccountNotFound,
     /// The API server could not be asked in time (500).
     ServiceAccountUnavailable,
+    /// Identity binding requested but no client ID anywhere (400).
+    MissingClientId,
+    /// RBAC does not let the service account use the client ID (403).
+    RbacDenied,
+    /// The RBAC check could not be made in time (500).
+    RbacUnavailable,
 }
 
 impl Outcome {
     /// Every outcome, so metrics can create one series per (outcome, reason) up front.
-    pub const ALL: [Outcome; 7] = [
+    pub const ALL: [Outcome; 10] = [
         Outcome::Mutated,
         Outcome::Unchanged,
         Outcome::Ignored,
         Outcome::Denied(DenyReason::InvalidPod),
         Outcome::Denied(DenyReason::ServiceAccountNotFound),
         Outcome::Denied(DenyReason::ServiceAccountUnavailable),
+        Outcome::Denied(DenyReason::MissingClientId),
+        Outcome::Denied(DenyReason::RbacDenied),
+        Outcome::Denied(DenyReason::RbacUnavailable),
         Outcome::Malformed,
     ];
 
@@ -52,6 +61,9 @@ impl Outcome {
             Outcome::Denied(DenyReason::InvalidPod) => "invalid_pod",
             Outcome::Denied(DenyReason::ServiceAccountNotFound) => "service_account_not_found",
             Outcome::Denied(DenyReason::ServiceAccountUnavailable) => "service_account_unavailable",
+            Outcome::Denied(DenyReason::MissingClientId) => "missing_client_id",
+            Outcome::Denied(DenyReason::RbacDenied) => "rbac_denied",
+            Outcome::Denied(DenyReason::RbacUnavailable) => "rbac_unavailable",
             Outcome::Malformed => "malformed_review",
             Outcome::Mutated | Outcome::Unchanged | Outcome::Ignored => "none",
         }

@@ -46,27 +46,8 @@ pub struct MetricsError {
     source: prometheus::Error,
 }
 
-/// Where a service account was looked up (`source` label of `azwi_service_account_lookups_total`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LookupSource {
-    /// The metadata-only watch cache.
-    Cache,
-    /// A live GET against the API server (after a cache miss).
-    Api,
-}
-
-/// What a service-account lookup found (`result` label of `azwi_service_account_lookups_total`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LookupResult {
-    /// Found.
-    Hit,
-    /// Not in the cache (a live GET follows); only meaningful with [`LookupSource::Cache`].
-    Miss,
-    /// The API server says it does not exist.
-    NotFound,
-    /// The API server could not answer (timeout, connection, 5xx).
-    Error,
-}
+/// The cache's own lookup vocabulary is the metric's label set.
+pub use crate::k8s::cache::{LookupOutcome as LookupResult, LookupSource};
 
 /// The answer of one identity-binding RBAC check (`result` label of `azwi_rbac_checks_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,35 +56,6 @@ pub enum RbacResult {
     Denied,
     /// The SubjectAccessReview could not be made or answered.
     Error,
-}
-
-impl LookupSource {
-    pub const ALL: [LookupSource; 2] = [LookupSource::Cache, LookupSource::Api];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LookupSource::Cache => "cache",
-            LookupSource::Api => "api",
-        }
-    }
-}
-
-impl LookupResult {
-    pub const ALL: [LookupResult; 4] = [
-        LookupResult::Hit,
-        LookupResult::Miss,
-        LookupResult::NotFound,
-        LookupResult::Error,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LookupResult::Hit => "hit",
-            LookupResult::Miss => "miss",
-            LookupResult::NotFound => "not_found",
-            LookupResult::Error => "error",
-        }
-    }
 }
 
 impl RbacResult {

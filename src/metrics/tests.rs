@@ -80,6 +80,9 @@ fn every_outcome_series_exists_at_zero_from_the_start() {
         ("denied", "invalid_pod"),
         ("denied", "service_account_not_found"),
         ("denied", "service_account_unavailable"),
+        ("denied", "missing_client_id"),
+        ("denied", "rbac_denied"),
+        ("denied", "rbac_unavailable"),
         ("malformed", "malformed_review"),
     ];
     for (outcome, reason) in expected {

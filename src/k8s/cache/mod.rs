@@ -43,6 +43,8 @@ pub enum LookupSource {
 }
 
 impl LookupSource {
+    pub const ALL: [LookupSource; 2] = [LookupSource::Cache, LookupSource::Api];
+
     /// The metric label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -66,6 +68,13 @@ pub enum LookupOutcome {
 }
 
 impl LookupOutcome {
+    pub const ALL: [LookupOutcome; 4] = [
+        LookupOutcome::Hit,
+        LookupOutcome::Miss,
+        LookupOutcome::NotFound,
+        LookupOutcome::Error,
+    ];
+
     /// The metric label value.
     pub fn as_str(self) -> &'static str {
         match self {
