@@ -221,3 +221,94 @@ async fn malformed_body_over_tls_gets_400_and_the_server_keeps_serving() {
     assert_eq!(response["response"]["allowed"], true);
     stop(running).await;
 }
+
+fn identity_binding_settings() -> azwi_webhook::settings::Settings {
+    azwi_webhook::settings::Settings {
+        identity_binding: Some(azwi_webhook::settings::IdentityBinding {
+            switch_key: "azure.workload.identity/use-identity-binding".into(),
+            audience: "api://AKSIdentityBinding".into(),
+            token_proxy: "https://proxy.example:443".into(),
+            sni_name: "sni.example".into(),
+            ca: azwi_webhook::settings::ClusterCa::ConfigMap("kube-root-ca.crt".into()),
+        }),
+        ..test_app::settings()
+    }
+}
+
+#[tokio::test]
+async fn identity_binding_pods_need_rbac_to_use_their_client_id() {
+    let fake = FakeApiServer::start().await;
+    fake.add_service_account(
+        "ns",
+        "granted",
+        &[("azure.workload.identity/client-id", "cid-granted")],
+    );
+    fake.add_service_account(
+        "ns",
+        "refused",
+        &[("azure.workload.identity/client-id", "cid-refused")],
+    );
+    fake.add_rule(
+        fake_apiserver::RbacRule::allow()
+            .user("system:serviceaccount:ns:granted")
+            .verb("use-managed-identity")
+            .api_group("cid.wi.aks.azure.com")
+            .resource("cid-granted"),
+    );
+    let pki = generate_ca_and_leaf(&["localhost"]);
+    let config = test_app::serve_config(pki.path(), true, "azure-workload-identity-system");
+    let app = TestApp::start(config, identity_binding_settings(), fake.config());
+    assert!(app.wait_ready(Duration::from_secs(10)).await);
+    let running = Running { app, pki, fake };
+
+    let mut granted = pod();
+    granted["metadata"]["annotations"] =
+        json!({"azure.workload.identity/use-identity-binding": "true"});
+    granted["spec"]["serviceAccountName"] = json!("granted");
+    let response = admit(
+        &running,
+        Http::V2,
+        review("admission.k8s.io/v1", "uid-g", &granted),
+    )
+    .await;
+    assert_eq!(response["response"]["allowed"], true, "{response}");
+    let patched = apply(&response, &granted);
+    let token = &patched["spec"]["volumes"][0]["projected"]["sources"][0]["serviceAccountToken"];
+    assert_eq!(token["audience"], "api://AKSIdentityBinding");
+
+    let mut refused = granted.clone();
+    refused["spec"]["serviceAccountName"] = json!("refused");
+    let response = admit(
+        &running,
+        Http::V2,
+        review("admission.k8s.io/v1", "uid-r", &refused),
+    )
+    .await;
+    assert_eq!(response["response"]["allowed"], false);
+    assert_eq!(response["response"]["status"]["code"], 403);
+    let message = response["response"]["status"]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains("ns/refused") && message.contains("cid-refused"),
+        "{message}"
+    );
+
+    // A pod without identity binding is not checked.
+    let mut plain = pod();
+    plain["spec"]["serviceAccountName"] = json!("refused");
+    let response = admit(
+        &running,
+        Http::V2,
+        review("admission.k8s.io/v1", "uid-p", &plain),
+    )
+    .await;
+    assert_eq!(response["response"]["allowed"], true);
+    assert_eq!(
+        running
+            .fake
+            .count(fake_apiserver::Endpoint::SubjectAccessReview),
+        2
+    );
+    stop(running).await;
+}
