@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::documents::{self, invalid, meta_str, Document};
 use super::InjectError;
 use crate::k8s::client::{infer_client, ClientOptions};
+use crate::k8s::errors::error_chain;
 use crate::k8s::live::LiveServiceAccounts;
 use crate::k8s::service_accounts::{LookupError, ServiceAccountMeta};
 
@@ -148,22 +149,6 @@ fn account(
         name: name.to_owned(),
         annotations,
     })
-}
-
-/// The message and its causes on one line: kube's configuration errors keep the useful part
-/// ("file not found", "invalid certificate") in the source chain.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let line = cause.to_string();
-        if !text.contains(&line) {
-            text.push_str(": ");
-            text.push_str(&line);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

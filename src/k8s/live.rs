@@ -4,7 +4,6 @@
 //! the pod is not in the cache yet, so a miss must still ask the API server. Metadata only, because the
 //! webhook reads annotations and nothing else (no secrets list, no managedFields).
 
-use std::error::Error as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,14 +11,14 @@ use k8s_openapi::api::core::v1::ServiceAccount;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Api, Client};
 
+use super::errors::short_reason;
+#[cfg(test)]
+use super::errors::MAX_REASON_LEN;
 use super::service_accounts::{LookupError, ServiceAccountMeta, ServiceAccounts};
 use crate::review::BoxFuture;
 
 /// Default limit on one lookup, well inside the API server's 10 s admission budget.
 pub const DEFAULT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Longest failure reason we pass on; API server messages can embed whole objects.
-const MAX_REASON_LEN: usize = 300;
 
 /// Reads service accounts straight from the API server.
 #[derive(Clone)]
@@ -92,53 +91,6 @@ pub fn service_account_meta(
         name: metadata.name.unwrap_or_else(|| name.to_owned()),
         annotations: metadata.annotations.unwrap_or_default(),
     }
-}
-
-/// A one-line reason: the API status for answered requests, else the error's source chain (which is where
-/// "connection refused" or "timed out" lives), cut to a bounded length.
-fn short_reason(error: &kube::Error) -> String {
-    let mut reason = match error {
-        kube::Error::Api(status) => {
-            let mut text = format!("API server answered {}", status.code);
-            if !status.reason.is_empty() {
-                text.push(' ');
-                text.push_str(&status.reason);
-            }
-            if !status.message.is_empty() {
-                text.push_str(": ");
-                text.push_str(&status.message);
-            }
-            text
-        }
-        other => {
-            let mut text = other.to_string();
-            let mut source = other.source();
-            while let Some(cause) = source {
-                let line = cause.to_string();
-                if !text.contains(&line) {
-                    text.push_str(": ");
-                    text.push_str(&line);
-                }
-                source = cause.source();
-            }
-            text
-        }
-    };
-    truncate(&mut reason, MAX_REASON_LEN);
-    reason
-}
-
-/// Cuts `text` to at most `max` bytes on a character boundary, marking the cut.
-fn truncate(text: &mut String, max: usize) {
-    if text.len() <= max {
-        return;
-    }
-    let mut cut = max;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    text.truncate(cut);
-    text.push('…');
 }
 
 #[cfg(test)]

@@ -6,8 +6,6 @@
 //! a ClusterRoleBinding grants it). The subject is spelled out as the API server would authenticate
 //! the pod's service account: its user name and the three groups every service account is in.
 
-use std::error::Error as _;
-
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec, SubjectAccessReviewStatus,
 };
@@ -16,15 +14,13 @@ use kube::{Api, Client};
 use tokio::time::Instant;
 
 use super::{millis, Authorizer, AuthzError, Decision};
+use crate::k8s::errors::short_reason;
 use crate::review::BoxFuture;
 
 /// API group whose resources are managed identities, named by client ID.
 pub const API_GROUP: &str = "cid.wi.aks.azure.com";
 /// The verb a service account needs on a client ID to be given that identity.
 pub const VERB: &str = "use-managed-identity";
-
-/// Longest failure reason passed on; API server messages can embed whole objects.
-const MAX_REASON_LEN: usize = 300;
 
 /// Asks the API server with one `SubjectAccessReview` per check (uncached: wrap it in
 /// [`super::CachedAuthorizer`]).
@@ -112,45 +108,6 @@ fn decision_of(status: SubjectAccessReviewStatus) -> Decision {
         allowed: status.allowed && status.denied != Some(true),
         reason,
     }
-}
-
-/// One line: the API status for answered requests, else the error with its source chain (where
-/// "connection refused" lives), cut to a bounded length.
-fn short_reason(error: &kube::Error) -> String {
-    let mut text = match error {
-        kube::Error::Api(status) => {
-            let mut text = format!("API server answered {}", status.code);
-            for part in [&status.reason, &status.message] {
-                if !part.is_empty() {
-                    text.push(' ');
-                    text.push_str(part);
-                }
-            }
-            text
-        }
-        other => {
-            let mut text = other.to_string();
-            let mut source = other.source();
-            while let Some(cause) = source {
-                let line = cause.to_string();
-                if !text.contains(&line) {
-                    text.push_str(": ");
-                    text.push_str(&line);
-                }
-                source = cause.source();
-            }
-            text
-        }
-    };
-    if text.len() > MAX_REASON_LEN {
-        let mut cut = MAX_REASON_LEN;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-        text.push('…');
-    }
-    text
 }
 
 #[cfg(test)]
