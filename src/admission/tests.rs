@@ -373,3 +373,21 @@ async fn warnings_reach_the_response() {
         .unwrap_or_default()
         .contains("client-id"));
 }
+
+#[tokio::test]
+async fn discovery_decides_native_or_classic_sidecars() {
+    let mut object = pod();
+    object["metadata"]["annotations"] =
+        json!({"azure.workload.identity/inject-proxy-sidecar": "true"});
+    let body = review("admission.k8s.io/v1", "CREATE", object.clone()).to_string();
+    for (native, field) in [(true, "initContainers"), (false, "containers")] {
+        let admitter =
+            admitter(accounts()).with_discovery(crate::k8s::discovery::Discovery::fixed(native));
+        let (_, response) = send(&admitter, body.as_bytes()).await;
+        let patched = apply_patch(&response, &object);
+        assert_eq!(
+            patched["spec"][field][0]["name"], "azwi-proxy",
+            "native={native}"
+        );
+    }
+}
