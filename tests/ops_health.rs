@@ -120,7 +120,10 @@ async fn api_server_outage_keeps_liveness_and_readiness_green() {
     assert!(app.wait_ready(DEADLINE).await, "never ready");
     let health = app.health_addr;
 
-    for (n, outage) in [Outage::Refuse, Outage::Unavailable].into_iter().enumerate() {
+    for (n, outage) in [Outage::Refuse, Outage::Unavailable]
+        .into_iter()
+        .enumerate()
+    {
         fake.set_outage(outage).await;
         // Long enough for the watch to notice and start backing off.
         let until = Instant::now() + Duration::from_millis(1500);
@@ -139,7 +142,11 @@ async fn api_server_outage_keeps_liveness_and_readiness_green() {
         let miss = admit(&app, &pki, &format!("miss-{n}"), "not-cached").await;
         assert_eq!(miss["allowed"], false, "{miss}");
         assert_eq!(miss["status"]["code"], 500, "{miss}");
-        assert!(asked.elapsed() < Duration::from_secs(2), "{:?}", asked.elapsed());
+        assert!(
+            asked.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            asked.elapsed()
+        );
         fake.end_outage().await;
     }
 

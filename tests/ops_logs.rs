@@ -156,7 +156,10 @@ async fn every_admission_line_carries_the_fields_sres_filter_on() {
         json!({"name": "web-0", "namespace": "ns", "annotations": ib}),
         "workload",
     );
-    let generated = pod(json!({"generateName": "web-", "namespace": "ns"}), "workload");
+    let generated = pod(
+        json!({"generateName": "web-", "namespace": "ns"}),
+        "workload",
+    );
     let missing_sa = pod(json!({"name": "web-1", "namespace": "ns"}), "nobody");
     let (buffer, _) = logged(
         "info",
@@ -173,7 +176,13 @@ async fn every_admission_line_carries_the_fields_sres_filter_on() {
     for (uid, pod, service_account, outcome, reason) in [
         ("u-mutated", "web-0", "workload", "mutated", "none"),
         ("u-generated", "web-", "workload", "mutated", "none"),
-        ("u-denied", "web-1", "nobody", "denied", "service_account_not_found"),
+        (
+            "u-denied",
+            "web-1",
+            "nobody",
+            "denied",
+            "service_account_not_found",
+        ),
         ("u-ignored", "", "", "ignored", "none"),
     ] {
         let line = admission_line(&lines, uid);
@@ -225,15 +234,28 @@ async fn no_payload_or_secret_reaches_the_logs_at_info_or_debug() {
         let text = buffer.text();
         assert!(!text.is_empty(), "nothing logged at {level}");
         let ca_body = ca.lines().nth(1).expect("PEM body");
-        for forbidden in [SECRET_ENV, SECRET_ANNOTATION, ca_body, "BEGIN CERTIFICATE", patch] {
+        for forbidden in [
+            SECRET_ENV,
+            SECRET_ANNOTATION,
+            ca_body,
+            "BEGIN CERTIFICATE",
+            patch,
+        ] {
             assert!(
                 !text.contains(forbidden),
                 "{level} logs contain {forbidden:?}:\n{text}"
             );
         }
         // No request or response body either: keys that only occur in the payloads.
-        for payload_key in ["\"containers\"", "\"serviceAccountName\"", "AZURE_CLIENT_ID"] {
-            assert!(!text.contains(payload_key), "{level}: {payload_key}\n{text}");
+        for payload_key in [
+            "\"containers\"",
+            "\"serviceAccountName\"",
+            "AZURE_CLIENT_ID",
+        ] {
+            assert!(
+                !text.contains(payload_key),
+                "{level}: {payload_key}\n{text}"
+            );
         }
     }
 }

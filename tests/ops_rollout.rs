@@ -198,7 +198,9 @@ impl Load {
                 true
             }
             Err(e) => {
-                tally.errors.push((uid.to_owned(), Instant::now(), e.to_string()));
+                tally
+                    .errors
+                    .push((uid.to_owned(), Instant::now(), e.to_string()));
                 false
             }
         }
@@ -284,10 +286,15 @@ async fn rollout_under_load_loses_no_accepted_request() {
         if get_plain(health, "/readyz").await.ok().map(|r| r.0) != Some(200) {
             break Instant::now();
         }
-        assert!(triggered.elapsed() < Duration::from_millis(100), "still ready");
+        assert!(
+            triggered.elapsed() < Duration::from_millis(100),
+            "still ready"
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     };
-    let (status, text) = get_plain(health, "/readyz").await.expect("health listener up");
+    let (status, text) = get_plain(health, "/readyz")
+        .await
+        .expect("health listener up");
     assert_eq!(status, 503);
     assert!(text.contains("shutting down"), "{text}");
 
