@@ -203,7 +203,6 @@ async fn every_admission_line_carries_the_fields_sres_filter_on() {
 /// The issue asks for outcome, reason and duration on *every* admission line; the malformed-body
 /// line (src/admission/handler.rs) has only uid, outcome and error today. Un-ignore once fixed.
 #[tokio::test]
-#[ignore = "handler: the malformed-request log line lacks reason and duration_us (reported to the lead)"]
 async fn malformed_review_line_has_reason_and_duration() {
     let body = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u-bad","operation":5}}"#;
     let (buffer, _) = logged("info", "", &[body.to_vec()]).await;

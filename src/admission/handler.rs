@@ -96,14 +96,21 @@ impl Admitter {
         let review = match wire::decode(body) {
             Ok(review) => review,
             Err(e) => {
+                let elapsed = started.elapsed();
+                self.metrics
+                    .record_admission(Outcome::Malformed, "", elapsed);
+                // Same message and fields as every other review, so one log filter sees them all.
                 tracing::info!(
                     uid = %e.uid,
+                    namespace = "",
+                    pod = "",
+                    service_account = "",
                     outcome = Outcome::Malformed.as_str(),
+                    reason = Outcome::Malformed.reason(),
+                    duration_us = elapsed.as_micros() as u64,
                     error = %e.message,
-                    "rejected a malformed admission request"
+                    "admission review"
                 );
-                self.metrics
-                    .record_admission(Outcome::Malformed, "", started.elapsed());
                 let denial = Denial {
                     code: 400,
                     message: e.message,
