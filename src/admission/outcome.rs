@@ -13,6 +13,8 @@ pub enum Outcome {
     Denied(DenyReason),
     /// The body was not a usable AdmissionReview.
     Malformed,
+    /// Refused unread because too many reviews were in flight (429).
+    Shed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +35,7 @@ pub enum DenyReason {
 
 impl Outcome {
     /// Every outcome, so metrics can create one series per (outcome, reason) up front.
-    pub const ALL: [Outcome; 10] = [
+    pub const ALL: [Outcome; 11] = [
         Outcome::Mutated,
         Outcome::Unchanged,
         Outcome::Ignored,
@@ -44,6 +46,7 @@ impl Outcome {
         Outcome::Denied(DenyReason::RbacDenied),
         Outcome::Denied(DenyReason::RbacUnavailable),
         Outcome::Malformed,
+        Outcome::Shed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -53,6 +56,7 @@ impl Outcome {
             Outcome::Ignored => "ignored",
             Outcome::Denied(_) => "denied",
             Outcome::Malformed => "malformed",
+            Outcome::Shed => "shed",
         }
     }
 
@@ -65,6 +69,7 @@ impl Outcome {
             Outcome::Denied(DenyReason::RbacDenied) => "rbac_denied",
             Outcome::Denied(DenyReason::RbacUnavailable) => "rbac_unavailable",
             Outcome::Malformed => "malformed_review",
+            Outcome::Shed => "too_many_in_flight",
             Outcome::Mutated | Outcome::Unchanged | Outcome::Ignored => "none",
         }
     }

@@ -106,6 +106,18 @@ impl Metrics {
     /// upstream-compatible `azwi_mutation_request{namespace}` duration histogram. Call it for every request,
     /// including denials and malformed bodies (`namespace` empty when unknown), as upstream does.
     pub fn record_admission(&self, outcome: Outcome, namespace: &str, elapsed: Duration) {
+        self.count_admission(outcome);
+        self.inner
+            .mutation_request
+            .observe(namespace, elapsed.as_secs_f64());
+    }
+
+    /// Counts a review refused before it was read (shed under load): no duration, no namespace.
+    pub fn record_refused(&self, outcome: Outcome) {
+        self.count_admission(outcome);
+    }
+
+    fn count_admission(&self, outcome: Outcome) {
         let inner = &self.inner;
         match Outcome::ALL.iter().position(|o| *o == outcome) {
             Some(i) => inner.admissions[i].inc(),
@@ -116,9 +128,6 @@ impl Metrics {
                 .with_label_values(&[outcome.as_str(), outcome.reason()])
                 .inc(),
         }
-        inner
-            .mutation_request
-            .observe(namespace, elapsed.as_secs_f64());
     }
 
     /// Counts one service-account lookup step (a cache read, or the live GET after a cache miss).

@@ -84,6 +84,7 @@ fn every_outcome_series_exists_at_zero_from_the_start() {
         ("denied", "rbac_denied"),
         ("denied", "rbac_unavailable"),
         ("malformed", "malformed_review"),
+        ("shed", "too_many_in_flight"),
     ];
     for (outcome, reason) in expected {
         let series =

@@ -39,9 +39,22 @@ pub fn router(handler: Arc<dyn ReviewHandler>) -> Router {
 /// As [`router`], shedding reviews beyond `max_in_flight` with an immediate 429 before their body
 /// is read: under a burst a fast refusal beats a queue that outlives the API server's timeout.
 pub fn router_with_limit(handler: Arc<dyn ReviewHandler>, max_in_flight: usize) -> Router {
+    router_with_shedding(handler, max_in_flight, Arc::new(|| {}))
+}
+
+/// Called once per shed review, e.g. to count it.
+pub type OnShed = Arc<dyn Fn() + Send + Sync>;
+
+/// As [`router_with_limit`], calling `on_shed` for every review it refuses.
+pub fn router_with_shedding(
+    handler: Arc<dyn ReviewHandler>,
+    max_in_flight: usize,
+    on_shed: OnShed,
+) -> Router {
     let in_flight = Arc::new(InFlight {
         current: AtomicUsize::new(0),
         limit: max_in_flight.max(1),
+        on_shed,
     });
     Router::new()
         .route(MUTATE_PATH, post(mutate))
@@ -53,6 +66,7 @@ pub fn router_with_limit(handler: Arc<dyn ReviewHandler>, max_in_flight: usize) 
 struct InFlight {
     current: AtomicUsize,
     limit: usize,
+    on_shed: OnShed,
 }
 
 /// Releases the slot however the request ends, including a dropped connection.
@@ -68,6 +82,7 @@ async fn shed(State(in_flight): State<Arc<InFlight>>, request: Request, next: Ne
     let before = in_flight.current.fetch_add(1, Ordering::AcqRel);
     let _slot = Slot(&in_flight.current);
     if before >= in_flight.limit {
+        (in_flight.on_shed)();
         tracing::warn!(
             limit = in_flight.limit,
             "admission review shed: too many in flight"
