@@ -65,6 +65,8 @@ fn encode(version: wire::ReviewVersion, uid: &str, mutation: &mutate::Mutation) 
 
 fn stages(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
+        // The lookup runs under a timeout, as in the server.
+        .enable_time()
         .build()
         .expect("runtime");
     let admitter = admitter();
@@ -113,6 +115,8 @@ fn stages(c: &mut Criterion) {
 #[inline(never)]
 fn callgrind_loop(stage: &str, body: &[u8], iterations: usize) {
     let runtime = tokio::runtime::Builder::new_current_thread()
+        // The lookup runs under a timeout, as in the server.
+        .enable_time()
         .build()
         .expect("runtime");
     let admitter = admitter();
