@@ -13,7 +13,7 @@
 //!   rustls, same TLS config) answering every POST with a fixed body as large as the real response
 //!   to the typical review.
 //! - `certs DIR`: serving certificates for `localhost` (`ca.crt`, `tls.crt`, `tls.key`).
-//! - `write-review FILE`: writes the typical AdmissionReview (the bench fixture) for h2load.
+//! - `write-review FILE [SIZE]`: writes a bench fixture review (default: the typical one) for h2load.
 
 #[path = "../tests/support/fake_apiserver.rs"]
 mod fake_apiserver;
@@ -78,7 +78,9 @@ impl Args {
 fn main() -> Result<(), Error> {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let Some((mode, rest)) = argv.split_first() else {
-        return Err("usage: loadtest_server apiserver|webhook|webhook-in-memory|noop|write-review …".into());
+        return Err(
+            "usage: loadtest_server apiserver|webhook|webhook-in-memory|noop|write-review …".into(),
+        );
     };
     if mode == "certs" {
         let dir = rest.first().ok_or("certs DIR")?;
@@ -86,8 +88,13 @@ fn main() -> Result<(), Error> {
         return Ok(());
     }
     if mode == "write-review" {
-        let file = rest.first().ok_or("write-review FILE")?;
-        std::fs::write(file, fixtures::typical_review())?;
+        let file = rest.first().ok_or("write-review FILE [SIZE]")?;
+        let size = rest.get(1).map_or("typical", String::as_str);
+        let (_, body) = fixtures::all()
+            .into_iter()
+            .find(|(name, _)| *name == size)
+            .ok_or_else(|| format!("unknown size {size}"))?;
+        std::fs::write(file, body)?;
         return Ok(());
     }
     let args = Args::parse(rest)?;
@@ -108,9 +115,8 @@ fn main() -> Result<(), Error> {
 
 /// The names of the N service accounts: the fixture's own plus N-1 spread over 100 namespaces.
 fn service_account_names(n: usize) -> impl Iterator<Item = (String, String)> {
-    std::iter::once(("shop".to_owned(), "checkout".to_owned())).chain(
-        (1..n).map(|i| (format!("team-{:02}", i % 100), format!("workload-{i:05}"))),
-    )
+    std::iter::once(("shop".to_owned(), "checkout".to_owned()))
+        .chain((1..n).map(|i| (format!("team-{:02}", i % 100), format!("workload-{i:05}"))))
 }
 
 fn client_id(i: usize) -> String {
@@ -131,7 +137,10 @@ async fn apiserver(args: &Args) -> Result<(), Error> {
     std::fs::write(out.join("apiserver-ca.pem"), fake.ca_pem().unwrap_or(""))?;
     // The URL file last: the load script waits for it to appear.
     std::fs::write(out.join("apiserver.url"), fake.url())?;
-    eprintln!("fake API server on {} with {n} service accounts", fake.url());
+    eprintln!(
+        "fake API server on {} with {n} service accounts",
+        fake.url()
+    );
     std::future::pending::<()>().await;
     Ok(())
 }
@@ -252,12 +261,9 @@ async fn webhook_in_memory(args: &Args) -> Result<(), Error> {
     let accounts = service_account_names(n)
         .enumerate()
         .map(|(i, (namespace, name))| {
-            let annotations = [(
-                "azure.workload.identity/client-id".to_owned(),
-                client_id(i),
-            )]
-            .into_iter()
-            .collect();
+            let annotations = [("azure.workload.identity/client-id".to_owned(), client_id(i))]
+                .into_iter()
+                .collect();
             let meta = ServiceAccountMeta {
                 namespace: namespace.clone(),
                 name: name.clone(),
@@ -289,12 +295,7 @@ async fn noop(args: &Args) -> Result<(), Error> {
         )),
         Metrics::new()?,
     );
-    let reply = Bytes::from(
-        admitter
-            .admit(&fixtures::typical_review(), None)
-            .await
-            .body,
-    );
+    let reply = Bytes::from(admitter.admit(&fixtures::typical_review(), None).await.body);
     eprintln!("noop server answers {} bytes", reply.len());
     let app = Router::new().route(
         server::MUTATE_PATH,

@@ -75,7 +75,9 @@ async fn baseline_and_real_path_patch_every_fixture_the_same() {
             real_pod,
             "{size}"
         );
-        let containers = real_pod["spec"]["containers"].as_array().expect("containers");
+        let containers = real_pod["spec"]["containers"]
+            .as_array()
+            .expect("containers");
         assert!(containers.iter().all(|c| c["env"]
             .as_array()
             .is_some_and(|env| env.iter().any(|e| e["name"] == "AZURE_CLIENT_ID"))));
