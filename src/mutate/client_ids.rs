@@ -81,11 +81,8 @@ fn container_client_ids(
 ) {
     let entries: Vec<(usize, &EnvVarView<'_>)> = container
         .env
-        .as_deref()
-        .unwrap_or_default()
         .iter()
-        .enumerate()
-        .filter(|(_, e)| e.name.as_str() == ENV_CLIENT_ID)
+        .flat_map(|env| env.named(ENV_CLIENT_ID))
         .collect();
     let Some(&(first, _)) = entries.first() else {
         push(out, sa_client_id);

@@ -33,12 +33,11 @@ fn env_ops(
     plan: &ContainerPlan<'_>,
     ops: &mut Vec<PatchOp>,
 ) {
-    let existing = container.env.as_deref().unwrap_or_default();
+    let existing = container.env.as_ref();
     let mut missing = Vec::new();
     for wanted in plan.env {
-        match existing.iter().position(|e| e.name.as_str() == wanted.name) {
-            Some(index) => {
-                let current = &existing[index];
+        match existing.and_then(|env| env.first(wanted.name)) {
+            Some((index, current)) => {
                 if current.value_from.is_none()
                     && was_injected(
                         plan.previous,
@@ -60,14 +59,14 @@ fn env_ops(
         .previous
         .filter(|_| !plan.env.iter().any(|e| e.name == ENV_CLIENT_ID))
         .and_then(|_| {
-            existing.iter().position(|e| {
-                e.name.as_str() == ENV_CLIENT_ID
-                    && e.value_from.is_none()
+            existing?.named(ENV_CLIENT_ID).find_map(|(index, e)| {
+                let injected = e.value_from.is_none()
                     && was_injected(
                         plan.previous,
                         ENV_CLIENT_ID,
                         e.value.as_ref().map(|v| v.as_str()),
-                    )
+                    );
+                injected.then_some(index)
             })
         });
     if let Some(index) = stale_client_id {

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -119,9 +119,73 @@ pub struct ContainerView<'a> {
     #[serde(borrow, default)]
     pub name: Str<'a>,
     #[serde(borrow, default)]
-    pub env: Option<Vec<EnvVarView<'a>>>,
+    pub env: Option<EnvList<'a>>,
     #[serde(borrow, default)]
     pub volume_mounts: Option<Vec<VolumeMountView<'a>>>,
+}
+
+/// A container's `env`, keeping only the `AZURE_*` entries (with their index in the list): every
+/// variable the webhook injects or reads has that prefix, and pods often carry long env lists.
+#[derive(Debug, Default)]
+pub struct EnvList<'a> {
+    len: usize,
+    azure: Vec<(usize, EnvVarView<'a>)>,
+}
+
+/// The prefix of every env var the webhook injects or reads.
+const KEPT_ENV_PREFIX: &str = "AZURE_";
+
+impl<'a> EnvList<'a> {
+    /// Number of entries in the whole list.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The entries named `name` (which must start with `AZURE_`), with their list index.
+    pub fn named<'s>(
+        &'s self,
+        name: &'s str,
+    ) -> impl Iterator<Item = (usize, &'s EnvVarView<'a>)> + 's {
+        self.azure
+            .iter()
+            .filter(move |(_, e)| e.name.as_str() == name)
+            .map(|(i, e)| (*i, e))
+    }
+
+    /// The first entry named `name` (which must start with `AZURE_`), with its list index.
+    pub fn first(&self, name: &str) -> Option<(usize, &EnvVarView<'a>)> {
+        self.azure
+            .iter()
+            .find(|(_, e)| e.name.as_str() == name)
+            .map(|(i, e)| (*i, e))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for EnvList<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ListVisitor;
+        impl<'de> Visitor<'de> for ListVisitor {
+            type Value = EnvList<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of env vars")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut list = EnvList::default();
+                while let Some(entry) = seq.next_element::<EnvVarView<'de>>()? {
+                    if entry.name.as_str().starts_with(KEPT_ENV_PREFIX) {
+                        list.azure.push((list.len, entry));
+                    }
+                    list.len += 1;
+                }
+                Ok(list)
+            }
+        }
+        deserializer.deserialize_seq(ListVisitor)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
