@@ -15,7 +15,7 @@ use crate::settings::Settings;
 use super::outcome::{DenyReason, Outcome};
 use super::rbac::RbacStep;
 use super::response::{self, Denial};
-use super::wire::{self, Review};
+use super::wire::{self, Object, Review};
 
 /// The API server's default webhook timeout, used when the request carries no `?timeout=`.
 const DEFAULT_BUDGET: Duration = Duration::from_secs(10);
@@ -163,24 +163,26 @@ impl Admitter {
                 body: response::allowed(version, uid, None, &[]),
             };
         }
-        let Some(object) = request.object.filter(|o| o.get() != "null") else {
-            return deny(
-                DenyReason::InvalidPod,
-                400,
-                "the AdmissionReview request has no object".into(),
-            );
-        };
-        let pod = match PodView::from_json(object.get()) {
-            Ok(pod) => pod,
-            Err(e) => {
+        let parsed;
+        let pod = match &request.object {
+            Object::Pod(pod) => pod,
+            Object::Raw(raw) => match PodView::from_json(raw.get()) {
+                Ok(pod) => {
+                    parsed = pod;
+                    &parsed
+                }
+                Err(e) => return deny(DenyReason::InvalidPod, 400, invalid_pod(&e)),
+            },
+            Object::Invalid(e) => return deny(DenyReason::InvalidPod, 400, invalid_pod(e)),
+            Object::Missing => {
                 return deny(
                     DenyReason::InvalidPod,
                     400,
-                    format!("request.object is not a valid Pod: {e}"),
+                    "the AdmissionReview request has no object".into(),
                 )
             }
         };
-        if let Err(rejection) = mutate::check_shape(&pod) {
+        if let Err(rejection) = mutate::check_shape(pod) {
             return deny(DenyReason::InvalidPod, rejection.code, rejection.message);
         }
         let namespace = request
@@ -188,7 +190,7 @@ impl Admitter {
             .as_ref()
             .map(|n| n.as_str())
             .filter(|n| !n.is_empty())
-            .or_else(|| pod_namespace(&pod))
+            .or_else(|| pod_namespace(pod))
             .unwrap_or_default();
         subject.namespace = namespace.to_owned();
         subject.pod = pod.display_name().to_owned();
@@ -215,7 +217,7 @@ impl Admitter {
             }
         };
         let settings = self.current_settings();
-        let mut mutation = match mutate::plan(settings, &pod, &service_account) {
+        let mut mutation = match mutate::plan(settings, pod, &service_account) {
             Ok(mutation) => mutation,
             Err(rejection) => {
                 return deny(DenyReason::InvalidPod, rejection.code, rejection.message)
@@ -224,7 +226,7 @@ impl Admitter {
         // Only a pod the mutation accepts costs an RBAC call.
         if let Some(rbac) = &self.rbac {
             match rbac
-                .check(settings, &pod, &service_account, deadline, &self.metrics)
+                .check(settings, pod, &service_account, deadline, &self.metrics)
                 .await
             {
                 Ok(warnings) => mutation.warnings.extend(warnings),
@@ -268,6 +270,10 @@ impl Admitter {
             }
         }
     }
+}
+
+fn invalid_pod(error: &dyn std::fmt::Display) -> String {
+    format!("request.object is not a valid Pod: {error}")
 }
 
 fn pod_namespace<'p>(pod: &'p PodView<'_>) -> Option<&'p str> {

@@ -1,10 +1,13 @@
 //! Decoding the AdmissionReview envelope. Only the request fields the webhook reads are decoded; the
 //! pod stays a raw slice of the body until the mutation asks for its view.
 
+use std::fmt;
+
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::mutate::view::Str;
+use crate::mutate::view::{PodView, Str};
 
 pub const API_VERSION_V1: &str = "admission.k8s.io/v1";
 pub const API_VERSION_V1BETA1: &str = "admission.k8s.io/v1beta1";
@@ -28,31 +31,124 @@ impl ReviewVersion {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ReviewWire<'a> {
+struct ReviewWire<'a, R> {
     #[serde(borrow, default)]
     api_version: Option<Str<'a>>,
     #[serde(borrow, default)]
     kind: Option<Str<'a>>,
-    #[serde(borrow, default)]
-    request: Option<RequestWire<'a>>,
+    #[serde(default = "none")]
+    request: Option<R>,
+}
+
+fn none<R>() -> Option<R> {
+    None
 }
 
 /// The fields of `request` the webhook uses.
+#[derive(Debug, Default)]
+pub struct RequestWire<'a> {
+    pub uid: Option<Str<'a>>,
+    pub kind: Option<GroupVersionKind<'a>>,
+    pub sub_resource: Option<Str<'a>>,
+    pub operation: Option<Str<'a>>,
+    pub namespace: Option<Str<'a>>,
+    pub object: Object<'a>,
+}
+
+/// `request.object`, decoded as far as the webhook needs it.
+#[derive(Debug, Default)]
+pub enum Object<'a> {
+    /// Absent or `null`.
+    #[default]
+    Missing,
+    /// A pod CREATE's object, decoded in the same pass as the envelope.
+    Pod(PodView<'a>),
+    /// Anything else (or a pod whose `kind`/`operation` came after it), kept unparsed.
+    Raw(&'a RawValue),
+    /// A pod CREATE whose object is not a valid pod: why.
+    Invalid(String),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RequestWire<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RequestVisitor;
+        impl<'de> Visitor<'de> for RequestVisitor {
+            type Value = RequestWire<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an AdmissionReview request")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut request = RequestWire::default();
+                while let Some(key) = map.next_key::<Str<'de>>()? {
+                    match key.as_str() {
+                        "uid" => request.uid = map.next_value()?,
+                        "kind" => request.kind = map.next_value()?,
+                        "subResource" => request.sub_resource = map.next_value()?,
+                        "operation" => request.operation = map.next_value()?,
+                        "namespace" => request.namespace = map.next_value()?,
+                        // The API server writes kind and operation before the object, so the pod
+                        // is decoded right here instead of being scanned twice.
+                        "object" if request.is_pod_create() => {
+                            request.object = map
+                                .next_value::<Option<PodView<'de>>>()?
+                                .map_or(Object::Missing, Object::Pod)
+                        }
+                        "object" => {
+                            request.object = map
+                                .next_value::<Option<&'de RawValue>>()?
+                                .map_or(Object::Missing, Object::Raw)
+                        }
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(request)
+            }
+        }
+        deserializer.deserialize_map(RequestVisitor)
+    }
+}
+
+/// The same request with the object kept raw: the slow path that names exactly what is wrong
+/// when the single pass failed.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RequestWire<'a> {
+struct RawRequestWire<'a> {
     #[serde(borrow, default)]
-    pub uid: Option<Str<'a>>,
+    uid: Option<Str<'a>>,
     #[serde(borrow, default)]
-    pub kind: Option<GroupVersionKind<'a>>,
+    kind: Option<GroupVersionKind<'a>>,
     #[serde(borrow, default)]
-    pub sub_resource: Option<Str<'a>>,
+    sub_resource: Option<Str<'a>>,
     #[serde(borrow, default)]
-    pub operation: Option<Str<'a>>,
+    operation: Option<Str<'a>>,
     #[serde(borrow, default)]
-    pub namespace: Option<Str<'a>>,
+    namespace: Option<Str<'a>>,
     #[serde(borrow, default)]
-    pub object: Option<&'a RawValue>,
+    object: Option<&'a RawValue>,
+}
+
+impl<'a> RawRequestWire<'a> {
+    fn into_request(self) -> RequestWire<'a> {
+        let mut request = RequestWire {
+            uid: self.uid,
+            kind: self.kind,
+            sub_resource: self.sub_resource,
+            operation: self.operation,
+            namespace: self.namespace,
+            object: Object::Missing,
+        };
+        request.object = match self.object {
+            None => Object::Missing,
+            Some(raw) if request.is_pod_create() => match PodView::from_json(raw.get()) {
+                Ok(pod) => Object::Pod(pod),
+                Err(e) => Object::Invalid(e.to_string()),
+            },
+            Some(raw) => Object::Raw(raw),
+        };
+        request
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -101,7 +197,17 @@ pub fn decode(body: &[u8]) -> Result<Review<'_>, DecodeError> {
             uid: String::new(),
         });
     }
-    let wire: ReviewWire<'_> = match serde_json::from_slice(body) {
+    let wire: ReviewWire<'_, RequestWire<'_>> = match serde_json::from_slice(body) {
+        Ok(wire) => wire,
+        Err(_) => slow_decode(body)?,
+    };
+    check(wire)
+}
+
+/// The two-pass decode: envelope with a raw object, then the pod. Only failed bodies come here,
+/// so that a broken pod is still answered with the request's uid.
+fn slow_decode(body: &[u8]) -> Result<ReviewWire<'_, RequestWire<'_>>, DecodeError> {
+    let wire: ReviewWire<'_, RawRequestWire<'_>> = match serde_json::from_slice(body) {
         Ok(wire) => wire,
         Err(e) => {
             let (version, uid) = recover_identity(body);
@@ -117,6 +223,14 @@ pub fn decode(body: &[u8]) -> Result<Review<'_>, DecodeError> {
             });
         }
     };
+    Ok(ReviewWire {
+        api_version: wire.api_version,
+        kind: wire.kind,
+        request: wire.request.map(RawRequestWire::into_request),
+    })
+}
+
+fn check<'a>(wire: ReviewWire<'a, RequestWire<'a>>) -> Result<Review<'a>, DecodeError> {
     let uid = wire
         .request
         .as_ref()
