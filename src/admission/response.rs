@@ -61,24 +61,47 @@ struct Status<'a> {
 struct Empty {}
 
 /// `allowed: true`, with the patch only when there is one (`patch_json` is a JSON array).
+/// Written by hand into one buffer sized up front: this is the hot path's whole output, and
+/// base64 never needs JSON escaping.
 pub fn allowed(
     version: ReviewVersion,
     uid: &str,
     patch_json: Option<&[u8]>,
     warnings: &[String],
 ) -> Vec<u8> {
-    let patch = patch_json.map(|json| base64::engine::general_purpose::STANDARD.encode(json));
-    write(
-        version,
-        Response {
-            uid,
-            allowed: true,
-            patch_type: patch.as_ref().map(|_| "JSONPatch"),
-            patch,
-            warnings,
-            status: None,
-        },
-    )
+    let encoded_len = patch_json.map_or(0, |json| json.len().div_ceil(3) * 4);
+    let warnings_len: usize = warnings.iter().map(|w| w.len() + 8).sum();
+    let mut out = Vec::with_capacity(192 + uid.len() + encoded_len + warnings_len);
+    out.extend_from_slice(b"{\"apiVersion\":\"");
+    out.extend_from_slice(version.api_version().as_bytes());
+    out.extend_from_slice(b"\",\"kind\":\"");
+    out.extend_from_slice(KIND.as_bytes());
+    out.extend_from_slice(b"\",\"response\":{\"uid\":");
+    write_json(&mut out, &uid);
+    out.extend_from_slice(b",\"allowed\":true");
+    if let Some(json) = patch_json {
+        out.extend_from_slice(b",\"patchType\":\"JSONPatch\",\"patch\":\"");
+        let start = out.len();
+        out.resize(start + encoded_len, 0);
+        let written = base64::engine::general_purpose::STANDARD
+            .encode_slice(json, &mut out[start..])
+            .unwrap_or(0);
+        out.truncate(start + written);
+        out.push(b'"');
+    }
+    if !warnings.is_empty() {
+        out.extend_from_slice(b",\"warnings\":");
+        write_json(&mut out, &warnings);
+    }
+    out.extend_from_slice(b"}}");
+    out
+}
+
+/// Appends `value` as JSON. Writing strings into a `Vec` cannot fail.
+fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    if serde_json::to_writer(&mut *out, value).is_err() {
+        out.extend_from_slice(b"null");
+    }
 }
 
 /// `allowed: false` with a status saying why.
@@ -110,4 +133,43 @@ fn write(version: ReviewVersion, response: Response<'_>) -> Vec<u8> {
     };
     // Only strings, booleans and integers: serialisation cannot fail.
     serde_json::to_vec(&envelope).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    #[test]
+    fn allowed_envelope_is_exact_json() {
+        let patch = br#"[{"op":"add","path":"/a","value":1}]"#;
+        let body = allowed(
+            ReviewVersion::V1Beta1,
+            "u\"1\\",
+            Some(patch),
+            &["w \"1\"".to_string(), "w2".to_string()],
+        );
+        let parsed: Value = serde_json::from_slice(&body).expect("valid JSON");
+        assert_eq!(
+            parsed,
+            json!({
+                "apiVersion": "admission.k8s.io/v1beta1",
+                "kind": "AdmissionReview",
+                "response": {
+                    "uid": "u\"1\\",
+                    "allowed": true,
+                    "patchType": "JSONPatch",
+                    "patch": base64::engine::general_purpose::STANDARD.encode(patch),
+                    "warnings": ["w \"1\"", "w2"]
+                }
+            })
+        );
+        let bare: Value =
+            serde_json::from_slice(&allowed(ReviewVersion::V1, "u", None, &[])).expect("JSON");
+        assert_eq!(
+            bare,
+            json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                   "response": {"uid": "u", "allowed": true}})
+        );
+    }
 }

@@ -226,10 +226,14 @@ pub fn escape_token(token: &str) -> String {
     token.replace('~', "~0").replace('/', "~1")
 }
 
-/// Serialises the operations as a JSON array.
+/// Serialises the operations as a JSON array, into a buffer sized for typical operations.
 pub fn to_json(ops: &[PatchOp]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(ops.len() * 160 + 2);
     // Every value is a plain struct of strings, numbers and JSON values: serialisation cannot fail.
-    serde_json::to_vec(ops).unwrap_or_else(|_| b"[]".to_vec())
+    if serde_json::to_writer(&mut out, ops).is_err() {
+        return b"[]".to_vec();
+    }
+    out
 }
 
 #[cfg(test)]
