@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::{Body, Bytes};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -27,6 +27,9 @@ pub const MUTATE_PATH: &str = "/mutate-v1-pod";
 /// Largest accepted request body, as upstream (7 MiB): the API server's own limit is larger, but
 /// no sane pod comes close and it bounds memory per request.
 pub const MAX_BODY_BYTES: usize = 7 * 1024 * 1024;
+
+/// Longest wait for a request body, so that a stalled client frees its in-flight slot.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Default for `--max-in-flight-reviews`.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 1000;
@@ -58,7 +61,6 @@ pub fn router_with_shedding(
     });
     Router::new()
         .route(MUTATE_PATH, post(mutate))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .route_layer(middleware::from_fn_with_state(in_flight, shed))
         .with_state(handler)
 }
@@ -98,16 +100,12 @@ async fn shed(State(in_flight): State<Arc<InFlight>>, request: Request, next: Ne
     next.run(request).await
 }
 
-async fn mutate(
-    State(handler): State<Arc<dyn ReviewHandler>>,
-    uri: Uri,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) => return body_error(&rejection),
-    };
+async fn mutate(State(handler): State<Arc<dyn ReviewHandler>>, uri: Uri, body: Body) -> Response {
     let budget = uri.query().and_then(budget_from_query);
+    let body = match read_body(body, budget).await {
+        Ok(body) => body,
+        Err(refusal) => return refusal,
+    };
     let mut review = handler.review(body, budget);
     // A panicking handler must cost one request a 500, not the whole HTTP/2 connection (and
     // every other request multiplexed on it). Upstream likewise recovers panics as code 500.
@@ -170,22 +168,29 @@ pub fn parse_duration(value: &str) -> Option<Duration> {
     (!duration.is_zero()).then_some(duration)
 }
 
-/// Body could not be read: too large (413) or broken off (400). Answered with an
-/// AdmissionReview-shaped error so the API server's log shows the reason.
-fn body_error(rejection: &BytesRejection) -> Response {
-    let (status, message) = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        (
+/// Reads the whole body within the budget (at most [`BODY_READ_TIMEOUT`]): a body that never
+/// arrives must not hold an in-flight slot for as long as its connection lives. Too large is 413,
+/// too slow 408, broken off 400, each answered as an AdmissionReview.
+async fn read_body(body: Body, budget: Option<Duration>) -> Result<Bytes, Response> {
+    let limit = budget.map_or(BODY_READ_TIMEOUT, |b| b.min(BODY_READ_TIMEOUT));
+    let read = tokio::time::timeout(limit, Limited::new(body, MAX_BODY_BYTES).collect()).await;
+    let (status, message) = match read {
+        Ok(Ok(collected)) => return Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => (
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("request entity is too large; limit is {MAX_BODY_BYTES} bytes"),
-        )
-    } else {
-        (
+        ),
+        Ok(Err(e)) => (
             StatusCode::BAD_REQUEST,
-            format!("cannot read request body: {}", rejection.body_text()),
-        )
+            format!("cannot read request body: {e}"),
+        ),
+        Err(_) => (
+            StatusCode::REQUEST_TIMEOUT,
+            format!("request body not received within {} ms", limit.as_millis()),
+        ),
     };
     tracing::warn!(status = status.as_u16(), %message, "admission request body rejected");
-    admission_error(status, message)
+    Err(admission_error(status, message))
 }
 
 /// An AdmissionReview-shaped refusal for failures that happen before (or instead of) the
