@@ -40,8 +40,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
     }
 }
 
-/// `map[string]string` kept in request order; pods carry a handful of entries, so a linear scan
-/// beats hashing.
+/// The `azure.workload.identity/` entries of a `map[string]string` (annotations, labels), in request
+/// order: the webhook reads no other key, and other values (often large) are skipped unvalidated.
+/// A handful of entries, so a linear scan beats hashing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StrMap<'a>(pub Vec<(Str<'a>, Str<'a>)>);
 
@@ -54,6 +55,9 @@ impl StrMap<'_> {
     }
 }
 
+/// The prefix of every annotation and label the webhook reads.
+const KEPT_KEY_PREFIX: &str = "azure.workload.identity/";
+
 impl<'de: 'a, 'a> Deserialize<'de> for StrMap<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct MapVisitor;
@@ -63,9 +67,13 @@ impl<'de: 'a, 'a> Deserialize<'de> for StrMap<'a> {
                 f.write_str("a map of strings to strings")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(4));
-                while let Some(entry) = map.next_entry::<Str<'de>, Str<'de>>()? {
-                    entries.push(entry);
+                let mut entries = Vec::new();
+                while let Some(key) = map.next_key::<Str<'de>>()? {
+                    if key.as_str().starts_with(KEPT_KEY_PREFIX) {
+                        entries.push((key, map.next_value::<Str<'de>>()?));
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
                 }
                 Ok(StrMap(entries))
             }
@@ -188,15 +196,47 @@ impl<'de: 'a, 'a> Deserialize<'de> for EnvList<'a> {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Default)]
 pub struct EnvVarView<'a> {
-    #[serde(borrow, default)]
     pub name: Str<'a>,
-    #[serde(borrow, default)]
     pub value: Option<Str<'a>>,
-    #[serde(default)]
     pub value_from: Option<IgnoredAny>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for EnvVarView<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EntryVisitor;
+        impl<'de> Visitor<'de> for EntryVisitor {
+            type Value = EnvVarView<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an env var")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut entry = EnvVarView::default();
+                let mut named = false;
+                while let Some(key) = map.next_key::<Str<'de>>()? {
+                    match key.as_str() {
+                        "name" => {
+                            entry.name = map.next_value()?;
+                            named = true;
+                        }
+                        // The API server writes the name first: values of variables the webhook
+                        // never reads are skipped without being decoded.
+                        "value" if named && !entry.name.as_str().starts_with(KEPT_ENV_PREFIX) => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                        "value" => entry.value = map.next_value()?,
+                        "valueFrom" => entry.value_from = map.next_value()?,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(entry)
+            }
+        }
+        deserializer.deserialize_map(EntryVisitor)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
