@@ -16,21 +16,12 @@ use std::time::{Duration, Instant};
 use fake_apiserver::FakeApiServer;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
-use test_app::TestApp;
+use test_app::{rss_kib, TestApp};
 use tls_support::{generate_ca_and_leaf, ClientOpts, Http, TestPki};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PATH: &str = "/mutate-v1-pod?timeout=10s";
 const MIB: u64 = 1024;
-
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
 
 fn review() -> Vec<u8> {
     test_app::pod_review(
@@ -184,14 +175,14 @@ async fn slowloris_and_idle_connections_are_bounded_and_do_not_starve_reviews() 
     app.stop().await;
 }
 
-/// Stalled bodies: headers complete, `Content-Length` promised, body never sent. Each holds an
-/// in-flight slot (counted before the body is read) only until the body read timeout frees it.
-#[tokio::test]
-async fn stalled_request_bodies_do_not_starve_reviews() {
-    let max_in_flight = 8;
-    let (app, pki, _fake) = start(max_in_flight).await;
+/// Opens `count` HTTP/1.1 requests whose headers promise a body that never comes.
+async fn stall_bodies(
+    app: &TestApp,
+    pki: &TestPki,
+    count: usize,
+) -> Vec<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
     let mut stalled = Vec::new();
-    for _ in 0..max_in_flight {
+    for _ in 0..count {
         let mut tls = tls_support::connect(app.addr, &ClientOpts::new(&pki.ca.pem, Http::V1))
             .await
             .expect("connect");
@@ -202,6 +193,16 @@ async fn stalled_request_bodies_do_not_starve_reviews() {
         .expect("write");
         stalled.push(tls);
     }
+    stalled
+}
+
+/// Stalled bodies: headers complete, `Content-Length` promised, body never sent. Each holds an
+/// in-flight slot (counted before the body is read) only until the body read timeout frees it.
+#[tokio::test]
+async fn stalled_request_bodies_do_not_starve_reviews() {
+    let max_in_flight = 8;
+    let (app, pki, _fake) = start(max_in_flight).await;
+    let stalled = stall_bodies(&app, &pki, max_in_flight).await;
     // Within the API server's longest budget (30 s) a real review must get through again.
     let ok = tls_support::eventually(Duration::from_secs(30), || async {
         matches!(
@@ -225,18 +226,7 @@ async fn stalled_request_bodies_do_not_starve_reviews() {
 async fn stalled_bodies_cost_429s_not_hangs_and_release_their_slots_on_disconnect() {
     let max_in_flight = 8;
     let (app, pki, _fake) = start(max_in_flight).await;
-    let mut stalled = Vec::new();
-    for _ in 0..max_in_flight {
-        let mut tls = tls_support::connect(app.addr, &ClientOpts::new(&pki.ca.pem, Http::V1))
-            .await
-            .expect("connect");
-        tls.write_all(
-            b"POST /mutate-v1-pod HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1000\r\n\r\n{",
-        )
-        .await
-        .expect("write");
-        stalled.push(tls);
-    }
+    let stalled = stall_bodies(&app, &pki, max_in_flight).await;
     let shed = tls_support::eventually(Duration::from_secs(5), || async {
         matches!(
             tls_support::post(app.addr, &pki.ca.pem, PATH, &review(), Http::V2).await,

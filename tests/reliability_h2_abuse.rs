@@ -17,21 +17,11 @@ use fake_apiserver::FakeApiServer;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
-use test_app::TestApp;
+use test_app::{rss_kib, TestApp};
 use tls_support::{generate_ca_and_leaf, ClientOpts, Http, TestPki};
 
 const PATH: &str = "/mutate-v1-pod?timeout=10s";
 const MIB: u64 = 1024;
-
-/// VmRSS of this process in KiB (server and clients together).
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
-}
 
 fn review(uid: &str) -> Vec<u8> {
     test_app::pod_review(

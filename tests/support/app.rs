@@ -133,3 +133,13 @@ pub fn pod_review(api_version: &str, uid: &str, object: &Value) -> Vec<u8> {
     }))
     .expect("json")
 }
+
+/// VmRSS of this process in KiB (a test's server and clients together).
+pub fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
