@@ -4,7 +4,6 @@
 //! contract (DESIGN §3 HTTP) and every patch must apply to the object it was made for. The long
 //! campaign is cargo-fuzz (fuzz/, docs/reliability.md).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,10 +36,10 @@ impl ServiceAccounts for Accounts {
                 _ => Ok(Arc::new(ServiceAccountMeta {
                     namespace,
                     name,
-                    annotations: BTreeMap::from([(
+                    annotations: [(
                         "azure.workload.identity/client-id".to_string(),
                         "client".to_string(),
-                    )]),
+                    )].into(),
                 })),
             }
         })

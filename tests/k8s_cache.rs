@@ -82,7 +82,7 @@ impl Harness {
 
     fn client_id(&self, namespace: &str, name: &str) -> Option<String> {
         let meta = self.cache.cached(namespace, name)?;
-        Some(meta.annotations.get(CLIENT_ID).cloned().unwrap_or_default())
+        Some(meta.annotations.get(CLIENT_ID).unwrap_or_default().to_owned())
     }
 }
 
@@ -123,7 +123,7 @@ async fn serves_listed_and_later_created_service_accounts_from_the_watch() {
 
     let sa = harness.cache.get("apps", "later").await.expect("found");
     assert_eq!(
-        sa.annotations.get(CLIENT_ID).map(String::as_str),
+        sa.annotations.get(CLIENT_ID),
         Some("two")
     );
     assert_eq!(harness.cache.len(), 2);
@@ -166,7 +166,7 @@ async fn service_account_not_yet_delivered_by_the_watch_is_fetched_live() {
         .expect("found live");
 
     assert_eq!(
-        sa.annotations.get(CLIENT_ID).map(String::as_str),
+        sa.annotations.get(CLIENT_ID),
         Some("new")
     );
     assert_eq!(fake.count(Endpoint::GetServiceAccount), 1);
@@ -196,7 +196,7 @@ async fn keeps_only_workload_identity_annotations_on_hits_and_misses() {
 
     for name in ["listed", "unlisted"] {
         let sa = harness.cache.get("apps", name).await.expect("found");
-        let keys: Vec<&str> = sa.annotations.keys().map(String::as_str).collect();
+        let keys: Vec<&str> = sa.annotations.iter().map(|(key, _)| key).collect();
         assert_eq!(keys, vec![CLIENT_ID], "{name}");
     }
     assert_eq!(fake.count(Endpoint::GetServiceAccount), 1);
@@ -253,7 +253,7 @@ async fn annotation_update_is_returned_by_the_next_lookup() {
     .await;
 
     let sa = harness.cache.get("apps", "sa").await.expect("found");
-    assert_eq!(sa.annotations.get(TENANT_ID).map(String::as_str), Some("t"));
+    assert_eq!(sa.annotations.get(TENANT_ID), Some("t"));
     assert_eq!(harness.cache.len(), 1);
 }
 
@@ -350,7 +350,7 @@ async fn serves_cached_entries_while_the_api_server_is_down() {
         .get("apps", "cached")
         .await
         .expect("from cache");
-    assert_eq!(sa.annotations.get(CLIENT_ID).map(String::as_str), Some("c"));
+    assert_eq!(sa.annotations.get(CLIENT_ID), Some("c"));
     let started = Instant::now();
     let missing = tokio::time::timeout(
         Duration::from_secs(6),
@@ -469,7 +469,7 @@ async fn ten_thousand_service_accounts_load_and_are_counted() {
         .await
         .expect("cached");
     assert_eq!(
-        sa.annotations.get(CLIENT_ID).map(String::as_str),
+        sa.annotations.get(CLIENT_ID),
         Some("000026d6-0000-4000-8000-000000000000")
     );
     eprintln!(

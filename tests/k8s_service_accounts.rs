@@ -48,7 +48,7 @@ async fn found_service_account_returns_annotations_from_a_metadata_request() {
         ("apps", "workload")
     );
     assert_eq!(
-        sa.annotations.get(CLIENT_ID).map(String::as_str),
+        sa.annotations.get(CLIENT_ID),
         Some("00000000-1111")
     );
     let requests = fake.requests();
@@ -140,7 +140,7 @@ async fn lookups_work_again_after_an_outage_ends() {
 
     let sa = live.get("apps", "workload").await.expect("after outage");
     assert_eq!(
-        sa.annotations.get(CLIENT_ID).map(String::as_str),
+        sa.annotations.get(CLIENT_ID),
         Some("abc")
     );
 }
@@ -198,7 +198,7 @@ async fn plain_http_fake_serves_lookups_too() {
     let sa = live(&fake).get("apps", "workload").await.expect("found");
 
     assert_eq!(
-        sa.annotations.get(CLIENT_ID).map(String::as_str),
+        sa.annotations.get(CLIENT_ID),
         Some("plain")
     );
 }

@@ -5,7 +5,6 @@
 #[path = "support/tls.rs"]
 mod tls_support;
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
@@ -94,10 +93,10 @@ fn admitter(ca_pem: &str) -> Admitter {
     let account = ServiceAccountMeta {
         namespace: "ns".into(),
         name: "workload".into(),
-        annotations: BTreeMap::from([(
-            "azure.workload.identity/client-id".into(),
-            "client-1".into(),
-        )]),
+        annotations: [(
+            "azure.workload.identity/client-id",
+            "client-1",
+        )].into(),
     };
     Admitter::new(
         Arc::new(settings),

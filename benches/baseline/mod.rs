@@ -135,20 +135,19 @@ pub fn mutate(pod: &mut Pod, settings: &Settings, sa: &ServiceAccountMeta) {
     let client_id = sa
         .annotations
         .get(CLIENT_ID_ANNOTATION)
-        .cloned()
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .to_owned();
     let tenant_id = sa
         .annotations
         .get(TENANT_ID_ANNOTATION)
         .filter(|t| !t.is_empty())
-        .cloned()
-        .unwrap_or_else(|| settings.tenant_id.clone());
+        .map_or_else(|| settings.tenant_id.clone(), str::to_owned);
     let expiration = annotation(pod, TOKEN_EXPIRATION_ANNOTATION)
         .or_else(|| {
             sa.annotations
                 .get(TOKEN_EXPIRATION_ANNOTATION)
                 .filter(|v| !v.is_empty())
-                .cloned()
+                .map(str::to_owned)
         })
         .and_then(|v| v.parse().ok())
         .unwrap_or(DEFAULT_TOKEN_EXPIRATION_SECONDS);

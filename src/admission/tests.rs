@@ -350,7 +350,7 @@ async fn warnings_reach_the_response() {
         Arc::new(ServiceAccountMeta {
             namespace: "ns".into(),
             name: "bare".into(),
-            annotations: BTreeMap::new(),
+            annotations: Default::default(),
         }),
     );
     let admitter = admitter(accounts);

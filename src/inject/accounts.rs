@@ -147,7 +147,7 @@ fn account(
             .unwrap_or(default_namespace)
             .to_owned(),
         name: name.to_owned(),
-        annotations,
+        annotations: annotations.into(),
     })
 }
 
@@ -177,7 +177,7 @@ mod tests {
             .add_documents(&file, &Origin::File("sa.yaml".into()), "default")
             .expect("adds");
         let (a, origin) = accounts.get("default", "a").expect("known");
-        assert_eq!(a.annotations["k"], "input");
+        assert_eq!(a.annotations.get("k"), Some("input"));
         assert_eq!(*origin, Origin::Input);
         let (_, origin) = accounts.get("other", "b").expect("known from the list");
         assert_eq!(origin.to_string(), "from sa.yaml");

@@ -89,7 +89,7 @@ pub fn service_account_meta(
     ServiceAccountMeta {
         namespace: metadata.namespace.unwrap_or_else(|| namespace.to_owned()),
         name: metadata.name.unwrap_or_else(|| name.to_owned()),
-        annotations: metadata.annotations.unwrap_or_default(),
+        annotations: metadata.annotations.unwrap_or_default().into(),
     }
 }
 
@@ -135,6 +135,6 @@ mod tests {
         let meta = service_account_meta("ns", "sa", metadata);
         assert_eq!(meta.namespace, "ns");
         assert_eq!(meta.name, "sa");
-        assert_eq!(meta.annotations.get("a").map(String::as_str), Some("b"));
+        assert_eq!(meta.annotations.get("a"), Some("b"));
     }
 }

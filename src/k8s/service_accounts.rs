@@ -10,7 +10,100 @@ use crate::review::BoxFuture;
 pub struct ServiceAccountMeta {
     pub namespace: String,
     pub name: String,
-    pub annotations: BTreeMap<String, String>,
+    pub annotations: Annotations,
+}
+
+/// A service account's annotations, sorted by key, in one exact-size allocation.
+///
+/// The cache holds one of these per service account in the cluster. A `BTreeMap<String, String>`
+/// allocates a full 11-slot leaf (~540 bytes) even for one entry, which was most of the cache's
+/// memory; a boxed slice of boxed strings costs 32 bytes an entry plus the text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Annotations(Box<[(Box<str>, Box<str>)]>);
+
+impl Annotations {
+    /// The value of `key`, if present.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        let found = self.0.binary_search_by(|(k, _)| (**k).cmp(key)).ok()?;
+        Some(&self.0[found].1)
+    }
+
+    /// The entries in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (&**k, &**v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Sets `key` to `value`, replacing an existing value (rebuilds the slice: not for hot paths).
+    pub fn insert(&mut self, key: impl Into<Box<str>>, value: impl Into<Box<str>>) {
+        let entries = std::mem::take(&mut self.0).into_vec().into_iter();
+        *self = entries.chain([(key.into(), value.into())]).collect();
+    }
+
+    /// Keeps only the entries whose key starts with `prefix`.
+    pub fn retain_prefix(&mut self, prefix: &str) {
+        if self.iter().all(|(key, _)| key.starts_with(prefix)) {
+            return;
+        }
+        let kept = std::mem::take(&mut self.0)
+            .into_vec()
+            .into_iter()
+            .filter(|(key, _)| key.starts_with(prefix))
+            .collect();
+        self.0 = kept;
+    }
+}
+
+/// Later duplicates win, as with inserting into a map.
+impl<K: Into<Box<str>>, V: Into<Box<str>>> FromIterator<(K, V)> for Annotations {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(entries: I) -> Self {
+        let mut entries: Vec<(Box<str>, Box<str>)> = entries
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        // Stable sort, so among equal keys the input order stays and the last one is the latest.
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut deduped: Vec<(Box<str>, Box<str>)> = Vec::with_capacity(entries.len());
+        for entry in entries {
+            match deduped.last_mut() {
+                Some(last) if last.0 == entry.0 => *last = entry,
+                _ => deduped.push(entry),
+            }
+        }
+        Self(deduped.into_boxed_slice())
+    }
+}
+
+impl From<BTreeMap<String, String>> for Annotations {
+    fn from(map: BTreeMap<String, String>) -> Self {
+        // Already sorted and unique: no re-sort needed.
+        Self(map.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+    }
+}
+
+impl<K: Into<Box<str>>, V: Into<Box<str>>, const N: usize> From<[(K, V); N]> for Annotations {
+    fn from(entries: [(K, V); N]) -> Self {
+        entries.into_iter().collect()
+    }
+}
+
+impl std::ops::Index<&str> for Annotations {
+    type Output = str;
+
+    /// Panics when `key` is absent, like a map's index; for tests and known-present keys.
+    fn index(&self, key: &str) -> &str {
+        match self.get(key) {
+            Some(value) => value,
+            None => panic!("no annotation {key:?}"),
+        }
+    }
 }
 
 /// Why a service account could not be read.
@@ -35,4 +128,50 @@ pub trait ServiceAccounts: Send + Sync + 'static {
         namespace: &'a str,
         name: &'a str,
     ) -> BoxFuture<'a, Result<Arc<ServiceAccountMeta>, LookupError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn get_finds_keys_in_any_input_order() {
+        let annotations: Annotations = [("b", "2"), ("a", "1"), ("c", "3")].into();
+        assert_eq!(annotations.get("a"), Some("1"));
+        assert_eq!(annotations.get("c"), Some("3"));
+        assert_eq!(annotations.get("d"), None);
+        let keys: Vec<&str> = annotations.iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn later_duplicates_win() {
+        let annotations: Annotations = [("k", "first"), ("j", "x"), ("k", "second")].into();
+        assert_eq!(annotations.len(), 2);
+        assert_eq!(annotations.get("k"), Some("second"));
+    }
+
+    #[test]
+    fn from_map_keeps_every_entry() {
+        let map = BTreeMap::from([("a".to_owned(), "1".to_owned()), ("b".to_owned(), String::new())]);
+        let annotations = Annotations::from(map);
+        assert_eq!(annotations.get("b"), Some(""));
+        assert_eq!(annotations.len(), 2);
+    }
+
+    #[test]
+    fn retain_prefix_drops_other_keys() {
+        let mut annotations: Annotations = [
+            ("azure.workload.identity/client-id", "c"),
+            ("kubectl.kubernetes.io/last-applied-configuration", "{}"),
+            ("azure.workload.identity/tenant-id", "t"),
+        ]
+        .into();
+        annotations.retain_prefix("azure.workload.identity/");
+        let keys: Vec<&str> = annotations.iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            keys,
+            ["azure.workload.identity/client-id", "azure.workload.identity/tenant-id"]
+        );
+    }
 }

@@ -51,7 +51,6 @@ pub fn identity_binding_client_ids(
 pub fn service_account_client_id(sa: &ServiceAccountMeta) -> &str {
     sa.annotations
         .get(CLIENT_ID_ANNOTATION)
-        .map(String::as_str)
         .unwrap_or_default()
 }
 

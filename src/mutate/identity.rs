@@ -30,8 +30,8 @@ pub fn resolve<'s>(
     let client_id = sa
         .annotations
         .get(CLIENT_ID_ANNOTATION)
-        .cloned()
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .to_owned();
     if client_id.is_empty() {
         warnings.push(format!(
             "service account {}/{} has no {CLIENT_ID_ANNOTATION} annotation: {ENV_CLIENT_ID} is not injected",
@@ -40,7 +40,7 @@ pub fn resolve<'s>(
     }
     // An empty tenant annotation falls back to the cluster tenant instead of suppressing it (W07).
     let tenant_id = match sa.annotations.get(TENANT_ID_ANNOTATION) {
-        Some(tenant) if !tenant.is_empty() => tenant.clone(),
+        Some(tenant) if !tenant.is_empty() => tenant.to_owned(),
         _ => settings.tenant_id.clone(),
     };
     Ok(Identity {
@@ -117,7 +117,7 @@ fn token_expiration(pod: &PodView<'_>, sa: &ServiceAccountMeta) -> Result<i64, R
             .filter(|v| !v.is_empty())
         {
             Some(v) => (
-                v.as_str(),
+                v,
                 format!("service account {}/{}", sa.namespace, sa.name),
             ),
             None => return Ok(DEFAULT_TOKEN_EXPIRATION_SECONDS),

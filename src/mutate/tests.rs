@@ -265,7 +265,7 @@ fn token_expiration_precedence_and_parsing() {
         if let Some(v) = on_sa {
             account
                 .annotations
-                .insert(TOKEN_EXPIRATION_ANNOTATION.into(), v.into());
+                .insert(TOKEN_EXPIRATION_ANNOTATION, v);
         }
         let (output, _) = run(&settings(), &input, &account);
         assert_eq!(
@@ -300,7 +300,7 @@ fn rejects_invalid_token_expiration() {
         if let Some(v) = on_sa {
             account
                 .annotations
-                .insert(TOKEN_EXPIRATION_ANNOTATION.into(), v.into());
+                .insert(TOKEN_EXPIRATION_ANNOTATION, v);
         }
         let rejection = reject(&settings(), &input, &account);
         assert_eq!(rejection.code, 400);

@@ -95,7 +95,7 @@ mod tests {
         index.apply(meta("ns", "a", "2"));
         assert_eq!(index.len(), 2);
         let a = index.get("ns", "a").expect("present");
-        assert_eq!(a.annotations["client-id"], "2");
+        assert_eq!(a.annotations.get("client-id"), Some("2"));
         assert!(index.get("other", "a").is_none());
     }
 
@@ -140,8 +140,8 @@ mod tests {
         assert_eq!(index.len(), 3);
         assert!(Arc::ptr_eq(&kept, &index.get("ns", "kept").expect("kept")));
         assert_eq!(
-            index.get("ns", "changed").expect("changed").annotations["client-id"],
-            "2"
+            index.get("ns", "changed").expect("changed").annotations.get("client-id"),
+            Some("2")
         );
         assert!(index.get("ns", "gone").is_none());
         assert!(index.get("new", "added").is_some());

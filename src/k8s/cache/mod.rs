@@ -253,8 +253,7 @@ impl Shared {
     /// Drops the annotations lookups never read.
     fn trim(&self, mut meta: ServiceAccountMeta) -> ServiceAccountMeta {
         if let Some(prefix) = &self.annotation_prefix {
-            meta.annotations
-                .retain(|key, _| key.starts_with(prefix.as_str()));
+            meta.annotations.retain_prefix(prefix);
         }
         meta
     }
