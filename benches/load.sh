@@ -10,9 +10,12 @@
 # then runs h2load (TLS, HTTP/2, the typical review as POST body) at each concurrency level against
 # each server in turn, a half-of-maximum-rate run for the latency target, and reads peak RSS from /proc.
 #
+#   - base:  (only when asked for) `live` from another build, BASE_BIN, e.g. of the previous commit, to
+#            measure a change side by side in one run,
 # Usage, from the repository root:  benches/load.sh
 # Knobs (environment): SERVERS="live cache noop", LEVELS="1x1 2x4 4x8 8x16" (clients x streams per
-# client), REQUESTS=50000 per run, SAS=10000, OUT=<dir for logs and results>, CARGO_TARGET_DIR.
+# client), REQUESTS=50000 per run, SAS=10000, OUT=<dir for logs and results>, CARGO_TARGET_DIR,
+# BIN=<a prebuilt loadtest_server, skips the build>, BASE_BIN=<the loadtest_server for `base`>.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -33,8 +36,11 @@ if ! command -v h2load >/dev/null; then
         { $sudo_cmd apt-get update >/dev/null && $sudo_cmd apt-get install -y nghttp2-client >/dev/null; }
 fi
 
-cargo build --release --example loadtest_server
-BIN="$TARGET/release/examples/loadtest_server"
+if [ -z "${BIN:-}" ]; then
+    cargo build --release --example loadtest_server
+    BIN="$TARGET/release/examples/loadtest_server"
+fi
+case " $SERVERS " in *" base "*) [ -x "${BASE_BIN:-}" ] || { echo "base needs BASE_BIN" >&2; exit 1; } ;; esac
 
 pids=()
 cleanup() {
@@ -46,9 +52,9 @@ trap cleanup EXIT
 "$BIN" certs "$OUT/certs"
 "$BIN" write-review "$OUT/review.json"
 
-declare -A PORT=([live]=18443 [cache]=18453 [noop]=18463)
-declare -A HEALTH=([live]=18444 [cache]=18454 [noop]=18464)
-declare -A METRICS=([live]=18445 [cache]=18455 [noop]=18465)
+declare -A PORT=([live]=18443 [cache]=18453 [noop]=18463 [base]=18473)
+declare -A HEALTH=([live]=18444 [cache]=18454 [noop]=18464 [base]=18474)
+declare -A METRICS=([live]=18445 [cache]=18455 [noop]=18465 [base]=18475)
 declare -A PID
 
 wait_for() { # url
@@ -60,17 +66,21 @@ wait_for() { # url
     return 1
 }
 
+case " $SERVERS " in
+*" live "* | *" base "*)
+    rm -f "$OUT/apiserver.url"
+    "$BIN" apiserver --service-accounts "$SAS" --out "$OUT" 2>"$OUT/apiserver.log" &
+    pids+=($!)
+    for _ in $(seq 1 600); do [ -s "$OUT/apiserver.url" ] && break; sleep 0.1; done
+    ;;
+esac
+
 for server in $SERVERS; do
     common=(--cert-dir "$OUT/certs" --addr "127.0.0.1:${PORT[$server]}"
         --health-addr "127.0.0.1:${HEALTH[$server]}" --metrics-addr "127.0.0.1:${METRICS[$server]}")
     case $server in
-    live)
-        rm -f "$OUT/apiserver.url"
-        "$BIN" apiserver --service-accounts "$SAS" --out "$OUT" 2>"$OUT/apiserver.log" &
-        pids+=($!)
-        for _ in $(seq 1 600); do [ -s "$OUT/apiserver.url" ] && break; sleep 0.1; done
-        "$BIN" webhook "${common[@]}" --apiserver "$OUT" 2>"$OUT/live.log" &
-        ;;
+    live) "$BIN" webhook "${common[@]}" --apiserver "$OUT" 2>"$OUT/live.log" & ;;
+    base) "$BASE_BIN" webhook "${common[@]}" --apiserver "$OUT" 2>"$OUT/base.log" & ;;
     cache) "$BIN" webhook-in-memory "${common[@]}" --service-accounts "$SAS" 2>"$OUT/cache.log" & ;;
     noop) "$BIN" noop "${common[@]}" 2>"$OUT/noop.log" & ;;
     esac

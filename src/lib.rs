@@ -5,6 +5,7 @@ pub mod app;
 pub mod certs;
 pub mod cloud;
 pub mod config;
+pub mod heap;
 pub mod inject;
 pub mod k8s;
 pub mod logging;

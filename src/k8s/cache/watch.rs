@@ -61,6 +61,7 @@ fn apply(
             if let Some(fresh) = relist.take() {
                 shared.update(|index| index.replace(fresh));
             }
+            crate::heap::release_free_memory();
             let entries = shared.len.load(Ordering::Relaxed);
             if shared.mark_synced() {
                 tracing::info!(service_accounts = entries, "service-account cache synced");
