@@ -39,7 +39,8 @@ impl ServiceAccounts for Accounts {
                     annotations: [(
                         "azure.workload.identity/client-id".to_string(),
                         "client".to_string(),
-                    )].into(),
+                    )]
+                    .into(),
                 })),
             }
         })

@@ -82,7 +82,12 @@ impl Harness {
 
     fn client_id(&self, namespace: &str, name: &str) -> Option<String> {
         let meta = self.cache.cached(namespace, name)?;
-        Some(meta.annotations.get(CLIENT_ID).unwrap_or_default().to_owned())
+        Some(
+            meta.annotations
+                .get(CLIENT_ID)
+                .unwrap_or_default()
+                .to_owned(),
+        )
     }
 }
 
@@ -122,10 +127,7 @@ async fn serves_listed_and_later_created_service_accounts_from_the_watch() {
     .await;
 
     let sa = harness.cache.get("apps", "later").await.expect("found");
-    assert_eq!(
-        sa.annotations.get(CLIENT_ID),
-        Some("two")
-    );
+    assert_eq!(sa.annotations.get(CLIENT_ID), Some("two"));
     assert_eq!(harness.cache.len(), 2);
     assert_eq!(
         harness.take_seen(),
@@ -165,10 +167,7 @@ async fn service_account_not_yet_delivered_by_the_watch_is_fetched_live() {
         .await
         .expect("found live");
 
-    assert_eq!(
-        sa.annotations.get(CLIENT_ID),
-        Some("new")
-    );
+    assert_eq!(sa.annotations.get(CLIENT_ID), Some("new"));
     assert_eq!(fake.count(Endpoint::GetServiceAccount), 1);
     assert_eq!(
         harness.take_seen(),

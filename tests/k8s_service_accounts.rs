@@ -47,10 +47,7 @@ async fn found_service_account_returns_annotations_from_a_metadata_request() {
         (sa.namespace.as_str(), sa.name.as_str()),
         ("apps", "workload")
     );
-    assert_eq!(
-        sa.annotations.get(CLIENT_ID),
-        Some("00000000-1111")
-    );
+    assert_eq!(sa.annotations.get(CLIENT_ID), Some("00000000-1111"));
     let requests = fake.requests();
     assert_eq!(requests.len(), 1);
     let request = &requests[0];
@@ -139,10 +136,7 @@ async fn lookups_work_again_after_an_outage_ends() {
     fake.end_outage().await;
 
     let sa = live.get("apps", "workload").await.expect("after outage");
-    assert_eq!(
-        sa.annotations.get(CLIENT_ID),
-        Some("abc")
-    );
+    assert_eq!(sa.annotations.get(CLIENT_ID), Some("abc"));
 }
 
 #[tokio::test]
@@ -197,10 +191,7 @@ async fn plain_http_fake_serves_lookups_too() {
 
     let sa = live(&fake).get("apps", "workload").await.expect("found");
 
-    assert_eq!(
-        sa.annotations.get(CLIENT_ID),
-        Some("plain")
-    );
+    assert_eq!(sa.annotations.get(CLIENT_ID), Some("plain"));
 }
 
 type MetaEvents = futures::stream::BoxStream<

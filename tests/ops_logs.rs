@@ -93,10 +93,7 @@ fn admitter(ca_pem: &str) -> Admitter {
     let account = ServiceAccountMeta {
         namespace: "ns".into(),
         name: "workload".into(),
-        annotations: [(
-            "azure.workload.identity/client-id",
-            "client-1",
-        )].into(),
+        annotations: [("azure.workload.identity/client-id", "client-1")].into(),
     };
     Admitter::new(
         Arc::new(settings),

@@ -49,9 +49,7 @@ pub fn identity_binding_client_ids(
 
 /// The service account's client ID as the mutation reads it (empty when absent).
 pub fn service_account_client_id(sa: &ServiceAccountMeta) -> &str {
-    sa.annotations
-        .get(CLIENT_ID_ANNOTATION)
-        .unwrap_or_default()
+    sa.annotations.get(CLIENT_ID_ANNOTATION).unwrap_or_default()
 }
 
 /// Every container the webhook injects (init and app containers, minus `skip`) and the client ID

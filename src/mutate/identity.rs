@@ -116,10 +116,7 @@ fn token_expiration(pod: &PodView<'_>, sa: &ServiceAccountMeta) -> Result<i64, R
             .get(TOKEN_EXPIRATION_ANNOTATION)
             .filter(|v| !v.is_empty())
         {
-            Some(v) => (
-                v,
-                format!("service account {}/{}", sa.namespace, sa.name),
-            ),
+            Some(v) => (v, format!("service account {}/{}", sa.namespace, sa.name)),
             None => return Ok(DEFAULT_TOKEN_EXPIRATION_SECONDS),
         },
     };

@@ -263,9 +263,7 @@ fn token_expiration_precedence_and_parsing() {
         }
         let mut account = default_sa();
         if let Some(v) = on_sa {
-            account
-                .annotations
-                .insert(TOKEN_EXPIRATION_ANNOTATION, v);
+            account.annotations.insert(TOKEN_EXPIRATION_ANNOTATION, v);
         }
         let (output, _) = run(&settings(), &input, &account);
         assert_eq!(
@@ -298,9 +296,7 @@ fn rejects_invalid_token_expiration() {
         }
         let mut account = default_sa();
         if let Some(v) = on_sa {
-            account
-                .annotations
-                .insert(TOKEN_EXPIRATION_ANNOTATION, v);
+            account.annotations.insert(TOKEN_EXPIRATION_ANNOTATION, v);
         }
         let rejection = reject(&settings(), &input, &account);
         assert_eq!(rejection.code, 400);

@@ -140,7 +140,11 @@ mod tests {
         assert_eq!(index.len(), 3);
         assert!(Arc::ptr_eq(&kept, &index.get("ns", "kept").expect("kept")));
         assert_eq!(
-            index.get("ns", "changed").expect("changed").annotations.get("client-id"),
+            index
+                .get("ns", "changed")
+                .expect("changed")
+                .annotations
+                .get("client-id"),
             Some("2")
         );
         assert!(index.get("ns", "gone").is_none());
