@@ -17,6 +17,7 @@ pub struct ReviewReply {
 
 /// Answers one AdmissionReview request body.
 pub trait ReviewHandler: Send + Sync + 'static {
-    /// `budget` is the API server's `?timeout=` for this call, when it sent one.
+    /// `budget` is what is left of the API server's `?timeout=` for this call once the body has
+    /// been read, when it sent one.
     fn review(&self, body: bytes::Bytes, budget: Option<Duration>) -> BoxFuture<'_, ReviewReply>;
 }

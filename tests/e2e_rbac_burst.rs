@@ -16,7 +16,7 @@ use azwi_webhook::settings::{ClusterCa, IdentityBinding, Settings};
 use fake_apiserver::{Endpoint, FakeApiServer, RbacRule};
 use serde_json::{json, Value};
 use test_app::TestApp;
-use tls_support::generate_ca_and_leaf;
+use tls_support::{generate_ca_and_leaf, get_plain};
 
 const REVIEWS: usize = 1_000;
 const CONNECTIONS: usize = 8;
@@ -89,5 +89,17 @@ async fn one_thousand_concurrent_reviews_make_one_subject_access_review() {
     }
     assert_eq!(allowed, REVIEWS);
     assert_eq!(fake.count(Endpoint::SubjectAccessReview), 1);
+    // One check cost an API call; the others waited on it and are counted as answered without one.
+    let (status, scrape) = get_plain(app.metrics_addr, "/metrics")
+        .await
+        .expect("scrape");
+    assert_eq!(status, 200);
+    for series in [
+        "azwi_rbac_checks_total{cached=\"false\",result=\"allowed\"} 1\n",
+        "azwi_rbac_checks_total{cached=\"true\",result=\"allowed\"} 999\n",
+        "azwi_rbac_check_duration_seconds_count 1\n",
+    ] {
+        assert!(scrape.contains(series), "missing {series} in\n{scrape}");
+    }
     app.stop().await;
 }

@@ -170,15 +170,36 @@ async fn timeout_query_becomes_the_budget() {
     ] {
         call(app.clone(), "POST", uri, b"{}".to_vec()).await;
     }
-    assert_eq!(
-        *handler.budgets.lock().unwrap(),
-        vec![
-            Some(Duration::from_secs(10)),
-            Some(Duration::from_millis(500)),
-            None,
-            None
-        ]
+    let budgets = handler.budgets.lock().unwrap().clone();
+    let within = |budget: Option<Duration>, full: Duration| {
+        budget.is_some_and(|b| b <= full && b > full - Duration::from_millis(100))
+    };
+    assert!(within(budgets[0], Duration::from_secs(10)), "{budgets:?}");
+    assert!(
+        within(budgets[1], Duration::from_millis(500)),
+        "{budgets:?}"
     );
+    assert_eq!(budgets[2..], [None, None]);
+}
+
+#[tokio::test]
+async fn time_spent_receiving_the_body_is_taken_from_the_budget() {
+    let handler = Arc::new(Recorder::default());
+    let app = router(handler.clone());
+    let slow_body = futures::stream::once(async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Ok::<_, std::convert::Infallible>(Bytes::from_static(b"{}"))
+    });
+    let request = Request::builder()
+        .method("POST")
+        .uri("/mutate-v1-pod?timeout=1s")
+        .header("content-type", "application/json")
+        .body(Body::from_stream(slow_body))
+        .unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let budget = handler.budgets.lock().unwrap()[0].expect("a budget");
+    assert!(budget <= Duration::from_millis(700), "{budget:?}");
 }
 
 #[test]

@@ -67,7 +67,8 @@ impl RbacStep {
                 Ok(_) => RbacResult::Denied,
                 Err(_) => RbacResult::Error,
             };
-            metrics.record_rbac_check(outcome, check.cached);
+            // A check that joined another's call made no API call of its own.
+            metrics.record_rbac_check(outcome, check.cached || check.coalesced);
             if !check.cached && !check.coalesced {
                 metrics.observe_rbac_check_duration(check.duration);
             }

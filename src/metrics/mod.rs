@@ -142,8 +142,9 @@ impl Metrics {
             .set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
-    /// Counts one identity-binding RBAC check; `cached` is true when the answer came from the TTL cache (or a
-    /// SubjectAccessReview already in flight for the same subject) rather than a new API call.
+    /// Counts one identity-binding RBAC check; `cached` is true when the answer came from the TTL
+    /// cache or from a SubjectAccessReview already in flight for the same subject, false when the
+    /// check made an API call of its own.
     pub fn record_rbac_check(&self, result: RbacResult, cached: bool) {
         self.inner.rbac_checks[result as usize][usize::from(cached)].inc();
     }

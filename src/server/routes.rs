@@ -4,7 +4,7 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -101,12 +101,16 @@ async fn shed(State(in_flight): State<Arc<InFlight>>, request: Request, next: Ne
 }
 
 async fn mutate(State(handler): State<Arc<dyn ReviewHandler>>, uri: Uri, body: Body) -> Response {
+    let arrived = Instant::now();
     let budget = uri.query().and_then(budget_from_query);
     let body = match read_body(body, budget).await {
         Ok(body) => body,
         Err(refusal) => return refusal,
     };
-    let mut review = handler.review(body, budget);
+    // The API server's clock started before the body arrived: the handler gets what is left, so a
+    // slowly sent body cannot push the answer past the API server's timeout.
+    let remaining = budget.map(|budget| budget.saturating_sub(arrived.elapsed()));
+    let mut review = handler.review(body, remaining);
     // A panicking handler must cost one request a 500, not the whole HTTP/2 connection (and
     // every other request multiplexed on it). Upstream likewise recovers panics as code 500.
     let outcome = std::future::poll_fn(|cx| {
