@@ -64,8 +64,9 @@ pub fn run(config: ServeConfig, settings: Settings) -> ExitCode {
         .and_then(|runtime| runtime.block_on(serve_from_environment(config, settings)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // Only the plain line: a JSON log line as well would print the one error twice, and the
+        // contract (README, W17) is one line, the last on stderr, as for configuration errors.
         Err(e) => {
-            tracing::error!(error = %e, "azwi-webhook stopped");
             eprintln!("azwi-webhook: {e}");
             ExitCode::FAILURE
         }

@@ -418,6 +418,20 @@ impl FakeApiServer {
         kube::Client::try_from(config).expect("kube client for fake API server")
     }
 
+    /// A kubeconfig file's text pointing at this TLS server with its CA trusted, for a child
+    /// process (e.g. the real binary) that finds the API server through `KUBECONFIG`.
+    pub fn kubeconfig(&self) -> String {
+        use base64::Engine;
+        let ca_pem = self.ca_pem().expect("kubeconfig needs the TLS fake");
+        let ca = base64::engine::general_purpose::STANDARD.encode(ca_pem);
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: fake\nclusters:\n- name: fake\n  cluster:\n    \
+             server: {}\n    certificate-authority-data: {ca}\ncontexts:\n- name: fake\n  context:\n    \
+             cluster: fake\n    user: fake\nusers:\n- name: fake\n  user:\n    token: test-token\n",
+            self.url()
+        )
+    }
+
     // ---- service accounts ----
 
     /// Creates or replaces a service account; returns its new resourceVersion.

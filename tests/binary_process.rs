@@ -1,0 +1,511 @@
+//! The real `azwi-webhook` binary as the kubelet runs it: a separate process, configured by flags
+//! and environment, stopped by SIGTERM. Other tests drive `app::serve` in-process; only these see
+//! what `main` prints, its exit status and its signal handling.
+//!
+//! Contracts checked (README "Configuration", W17; docs/operations.md §2):
+//! - a bad configuration is one line on stderr naming the flag or variable, and exit status 2;
+//! - a startup failure (port taken, no Kubernetes configuration) is one line and exit status 1;
+//! - on SIGTERM `/readyz` fails at once, the listeners keep serving for `--shutdown-delay`,
+//!   in-flight requests finish, and the process exits 0.
+//!
+//! Hermetic: the child's environment is cleared (no `AZURE_*`, `KUBECONFIG`, `RUST_LOG` or in-cluster
+//! variables leak in from the machine running the tests), certificates are generated, the API server
+//! is the in-process fake on 127.0.0.1, and every child is killed if a test fails.
+
+#[path = "support/fake_apiserver.rs"]
+mod fake_apiserver;
+#[path = "support/app.rs"]
+mod test_app;
+#[path = "support/tls.rs"]
+mod tls_support;
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use fake_apiserver::{Endpoint, FakeApiServer};
+use serde_json::{json, Value};
+use tempfile::TempDir;
+use tls_support::{eventually, generate_ca_and_leaf, get_plain, post, Http};
+
+const BIN: &str = env!("CARGO_BIN_EXE_azwi-webhook");
+/// A process that validates its configuration and gives up takes milliseconds; this only bounds a
+/// hang (e.g. a bad config that was accepted and went on to serve).
+const EXIT_DEADLINE: Duration = Duration::from_secs(10);
+const SHUTDOWN_DELAY: Duration = Duration::from_secs(1);
+const PATH: &str = "/mutate-v1-pod?timeout=10s";
+
+/// Kills the child when dropped unless it has already exited, so a failing assertion never leaves a
+/// webhook process behind holding ports.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+impl ChildGuard {
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    fn exited(&mut self) -> Option<ExitStatus> {
+        self.0.try_wait().expect("try_wait")
+    }
+
+    /// Waits (polling, without blocking the async runtime for long) until the child exits.
+    async fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        let until = Instant::now() + within;
+        loop {
+            if let Some(status) = self.exited() {
+                return Some(status);
+            }
+            if Instant::now() >= until {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// The binary with an empty environment plus `env`. `HOME` is an empty directory so that a config
+/// that unexpectedly passes validation fails fast at "no Kubernetes configuration" (exit 1) instead
+/// of finding a developer's `~/.kube/config`; listeners the args leave unset are on 127.0.0.1:0 for
+/// the same reason (never the default `:9443` etc. of the machine).
+fn command(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    for flag in ["--webhook-addr", "--health-addr", "--metrics-addr"] {
+        // clap refuses a flag given twice, so only the ones the case does not set itself.
+        if !args.iter().any(|a| a.starts_with(flag)) {
+            cmd.arg(format!("{flag}=127.0.0.1:0"));
+        }
+    }
+    cmd.env_clear()
+        .env("HOME", home)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs to completion (bounded by [`EXIT_DEADLINE`]); returns (exit code, stdout, stderr).
+fn run(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let home = TempDir::new().expect("home");
+    let mut child = ChildGuard(
+        command(home.path(), args, env)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn azwi-webhook"),
+    );
+    let until = Instant::now() + EXIT_DEADLINE;
+    // The output is a line or two, far below a pipe's buffer, so the child cannot block writing it
+    // while we poll; the pipes are read once it has exited.
+    let status = loop {
+        if let Some(status) = child.exited() {
+            break status;
+        }
+        assert!(
+            Instant::now() < until,
+            "azwi-webhook {args:?} still running after {EXIT_DEADLINE:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let read = |pipe: Option<&mut dyn Read>| {
+        let mut text = String::new();
+        pipe.expect("piped")
+            .read_to_string(&mut text)
+            .expect("utf-8 output");
+        text
+    };
+    let stdout = read(child.0.stdout.as_mut().map(|p| p as &mut dyn Read));
+    let stderr = read(child.0.stderr.as_mut().map(|p| p as &mut dyn Read));
+    (status.code(), stdout, stderr)
+}
+
+/// The error contract: exit `code`, nothing on stdout, exactly one stderr line, prefixed with the
+/// program name and containing every one of `names` (the flag or variable at fault).
+fn assert_one_line_error(args: &[&str], env: &[(&str, &str)], code: i32, names: &[&str]) -> String {
+    let (status, stdout, stderr) = run(args, env);
+    assert_eq!(status, Some(code), "{args:?} {env:?}: stderr: {stderr}");
+    assert!(stdout.is_empty(), "{args:?}: stdout: {stdout}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{args:?} {env:?}: one error must be one line: {stderr}"
+    );
+    assert!(lines[0].starts_with("azwi-webhook: "), "{}", lines[0]);
+    for name in names {
+        assert!(
+            lines[0].contains(name),
+            "{:?} does not name {name}",
+            lines[0]
+        );
+    }
+    lines[0].to_owned()
+}
+
+const TENANT: (&str, &str) = ("AZURE_TENANT_ID", "tenant-1");
+
+#[test]
+fn insecure_tls_min_version_is_one_line_and_exit_2() {
+    assert_one_line_error(
+        &["serve", "--tls-min-version", "1.1"],
+        &[TENANT],
+        2,
+        &["--tls-min-version", "1.1"],
+    );
+    // Upstream-style invocation: no subcommand, Go-style single-dash flag.
+    assert_one_line_error(
+        &["-tls-min-version=1.0"],
+        &[TENANT],
+        2,
+        &["--tls-min-version", "1.0"],
+    );
+}
+
+#[test]
+fn unknown_azure_environment_is_one_line_and_exit_2() {
+    assert_one_line_error(
+        &["serve"],
+        &[TENANT, ("AZURE_ENVIRONMENT", "AzureMarsCloud")],
+        2,
+        &["AZURE_ENVIRONMENT", "AzureMarsCloud"],
+    );
+}
+
+#[test]
+fn missing_or_empty_tenant_is_one_line_and_exit_2() {
+    assert_one_line_error(&["serve"], &[], 2, &["AZURE_TENANT_ID"]);
+    // A ConfigMap key with an empty value is as good as unset.
+    assert_one_line_error(
+        &["serve"],
+        &[("AZURE_TENANT_ID", "")],
+        2,
+        &["AZURE_TENANT_ID"],
+    );
+}
+
+#[test]
+fn unknown_rbac_check_mode_is_one_line_and_exit_2() {
+    assert_one_line_error(
+        &["serve", "--rbac-check", "maybe"],
+        &[TENANT],
+        2,
+        &["--rbac-check", "maybe"],
+    );
+}
+
+#[test]
+fn one_empty_custom_token_endpoint_flag_is_one_line_and_exit_2() {
+    let line = assert_one_line_error(
+        &["serve", "--custom-token-endpoint-audience="],
+        &[TENANT],
+        2,
+        &["--custom-token-endpoint-audience is empty"],
+    );
+    assert!(
+        line.contains("--custom-token-endpoint-annotation-suffix"),
+        "{line}"
+    );
+    let line = assert_one_line_error(
+        &["serve", "--custom-token-endpoint-annotation-suffix="],
+        &[TENANT],
+        2,
+        &["--custom-token-endpoint-annotation-suffix is empty"],
+    );
+    assert!(line.contains("--custom-token-endpoint-audience"), "{line}");
+    // Both empty is valid (identity binding off): it gets past validation and fails only for want
+    // of a Kubernetes configuration, which shows the two cases above are refused by validation.
+    let (status, _, stderr) = run(
+        &[
+            "serve",
+            "--custom-token-endpoint-audience=",
+            "--custom-token-endpoint-annotation-suffix=",
+        ],
+        &[TENANT],
+    );
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(stderr.contains("Kubernetes client"), "{stderr}");
+}
+
+#[test]
+fn startup_failures_are_one_line_and_exit_1() {
+    // A port that is really taken: the test holds the listener for the whole run, so no race.
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let health_flag = format!("--health-addr={addr}");
+    let line = assert_one_line_error(
+        &["serve", "--disable-cert-rotation", &health_flag],
+        &[TENANT],
+        1,
+        &["--health-addr"],
+    );
+    assert!(
+        line.starts_with(&format!(
+            "azwi-webhook: cannot listen on --health-addr {addr}"
+        )),
+        "{line}"
+    );
+    drop(taken);
+
+    // No KUBECONFIG, an empty HOME and no in-cluster variables: nothing to talk to.
+    assert_one_line_error(
+        &["serve", "--disable-cert-rotation"],
+        &[TENANT],
+        1,
+        &["Kubernetes client", "KUBECONFIG"],
+    );
+}
+
+/// A running binary and what the test needs to reach it.
+struct Running {
+    child: ChildGuard,
+    webhook: SocketAddr,
+    health: SocketAddr,
+    /// The child's stderr (JSON log lines), redirected to a file so it can never fill a pipe.
+    log: std::path::PathBuf,
+}
+
+impl Running {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    async fn readyz(&self) -> Option<(u16, String)> {
+        get_plain(self.health, "/readyz").await.ok()
+    }
+}
+
+/// Three distinct free loopback ports. The binary reports only its webhook address (in a log line),
+/// not the health or metrics one, so the test picks the ports itself: bind port 0, note the port,
+/// release it just before the spawn. Another process could grab one in between (a small race);
+/// [`start_binary`] retries with fresh ports when the child reports a bind failure.
+fn free_ports() -> [SocketAddr; 3] {
+    let listeners: Vec<TcpListener> = (0..3)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    let addrs: Vec<SocketAddr> = listeners
+        .iter()
+        .map(|l| l.local_addr().expect("addr"))
+        .collect();
+    [addrs[0], addrs[1], addrs[2]]
+}
+
+/// Starts `azwi-webhook serve` with provided certificates and `KUBECONFIG` pointing at `fake`, and
+/// waits for `/readyz` 200 (certificate loaded, listener serving, service-account cache synced).
+async fn start_binary(dir: &Path, cert_dir: &Path, fake: &FakeApiServer) -> Running {
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, fake.kubeconfig()).expect("write kubeconfig");
+    for attempt in 1..=3 {
+        let [webhook, health, metrics] = free_ports();
+        let log = dir.join(format!("stderr-{attempt}.log"));
+        let stderr = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(BIN)
+            .arg("serve")
+            .arg("--disable-cert-rotation")
+            .arg("--webhook-cert-dir")
+            .arg(cert_dir)
+            .arg(format!("--webhook-addr={webhook}"))
+            .arg(format!("--health-addr={health}"))
+            .arg(format!("--metrics-addr={metrics}"))
+            .arg(format!("--shutdown-delay={}s", SHUTDOWN_DELAY.as_secs()))
+            .arg("--log-level=info")
+            .env_clear()
+            .env("HOME", dir)
+            .env("KUBECONFIG", &kubeconfig)
+            .env(TENANT.0, TENANT.1)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn azwi-webhook");
+        let mut running = Running {
+            child: ChildGuard(child),
+            webhook,
+            health,
+            log,
+        };
+        // Generous: startup is milliseconds, but the first sync goes through a debug-build TLS
+        // client and CI machines stall.
+        let until = Instant::now() + Duration::from_secs(20);
+        let mut ready = false;
+        while !ready && running.child.exited().is_none() && Instant::now() < until {
+            ready = matches!(running.readyz().await, Some((200, _)));
+            if !ready {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        match running.child.exited() {
+            None if ready => return running,
+            None => panic!(
+                "never ready: {:?}\n{}",
+                running.readyz().await,
+                running.log()
+            ),
+            // Lost the port race (see `free_ports`): try again with fresh ports.
+            Some(_) if running.log().contains("cannot listen on") && attempt < 3 => continue,
+            Some(status) => panic!("exited during startup with {status}:\n{}", running.log()),
+        }
+    }
+    unreachable!("the last attempt returns or panics")
+}
+
+fn review(uid: &str, service_account: &str) -> Vec<u8> {
+    let pod = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"generateName": "web-", "namespace": "ns",
+                     "labels": {"azure.workload.identity/use": "true"}},
+        "spec": {"serviceAccountName": service_account,
+                 "containers": [{"name": "app", "image": "app"}]}
+    });
+    test_app::pod_review("admission.k8s.io/v1", uid, &pod)
+}
+
+/// Sends SIGTERM the way the kubelet does. `libc` is not a dependency of this package, so the
+/// signal goes through kill(1) rather than kill(2).
+fn sigterm(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -TERM {pid}: {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_fails_readiness_at_once_serves_through_the_delay_drains_and_exits_0() {
+    let fake = FakeApiServer::start().await;
+    fake.add_service_account(
+        "ns",
+        "workload",
+        &[("azure.workload.identity/client-id", "client-1")],
+    );
+    let pki = generate_ca_and_leaf(&["localhost"]);
+    let dir = TempDir::new().expect("tempdir");
+    let mut app = start_binary(dir.path(), pki.path(), &fake).await;
+    let ca = pki.ca.pem.clone();
+
+    // The real process admits over TLS with its cached service account.
+    let (status, body, _) = post(
+        app.webhook,
+        &ca,
+        PATH,
+        &review("before", "workload"),
+        Http::V2,
+    )
+    .await
+    .expect("review before SIGTERM");
+    let body: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["response"]["allowed"], true, "{body}");
+    assert!(body["response"]["patch"].is_string(), "{body}");
+
+    // A review that will still be in flight when the drain starts: an uncached service account costs
+    // a live GET, which the fake holds for twice the shutdown delay.
+    fake.delay_endpoint(Endpoint::GetServiceAccount, SHUTDOWN_DELAY * 2);
+    let in_flight = {
+        let (addr, ca) = (app.webhook, ca.clone());
+        tokio::spawn(
+            async move { post(addr, &ca, PATH, &review("slow", "new-sa"), Http::V2).await },
+        )
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            fake.count(Endpoint::GetServiceAccount) >= 1
+        })
+        .await,
+        "the slow review never reached the API server:\n{}",
+        app.log()
+    );
+
+    let signalled = Instant::now();
+    sigterm(app.child.pid());
+
+    // Readiness fails at once. A fresh connection getting an answer proves the process is alive and
+    // the health listener not yet drained, i.e. this is inside the delay, not after it.
+    let (answer, after) = loop {
+        match app.readyz().await {
+            Some((200, _)) if signalled.elapsed() < Duration::from_secs(5) => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Some((200, _)) => panic!("/readyz stayed 200 after SIGTERM:\n{}", app.log()),
+            other => break (other, signalled.elapsed()),
+        }
+    };
+    let Some((status, pending)) = answer else {
+        panic!("/readyz stopped answering instead of failing ({after:?} after SIGTERM)");
+    };
+    assert_eq!(status, 503, "{pending}");
+    assert!(pending.contains("shutting down"), "{pending}");
+    assert!(
+        after < SHUTDOWN_DELAY,
+        "readiness failed only {after:?} after SIGTERM"
+    );
+    assert!(app.child.exited().is_none(), "exited during the delay");
+
+    // The listeners keep serving during the delay: a new connection is still accepted and answered.
+    let (status, body, _) = post(
+        app.webhook,
+        &ca,
+        PATH,
+        &review("during", "workload"),
+        Http::V2,
+    )
+    .await
+    .expect("a review during the shutdown delay is served");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let (status, _) = get_plain(app.health, "/healthz")
+        .await
+        .expect("/healthz during the delay");
+    assert_eq!(status, 200);
+
+    // Then the drain: the webhook listener stops accepting while the slow review is still running.
+    let webhook = app.webhook;
+    assert!(
+        eventually(Duration::from_secs(5), || async move {
+            tokio::net::TcpStream::connect(webhook).await.is_err()
+        })
+        .await,
+        "the webhook listener never closed:\n{}",
+        app.log()
+    );
+    let drained = signalled.elapsed();
+    assert!(
+        drained >= SHUTDOWN_DELAY,
+        "stopped accepting {drained:?} after SIGTERM, before the {SHUTDOWN_DELAY:?} delay"
+    );
+    assert!(
+        !in_flight.is_finished(),
+        "the slow review must still be in flight when the drain starts"
+    );
+
+    // The in-flight review is answered in full: the service account does not exist, so a complete,
+    // reasoned denial (400), not a dropped stream.
+    let (status, body, _) = in_flight
+        .await
+        .expect("client task")
+        .expect("the in-flight review is answered during the drain");
+    let body: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["response"]["uid"], "slow");
+    assert_eq!(body["response"]["allowed"], false, "{body}");
+    assert_eq!(body["response"]["status"]["code"], 400, "{body}");
+
+    let exit = app.child.wait_exit(Duration::from_secs(10)).await;
+    let log = app.log();
+    let exit = exit.unwrap_or_else(|| panic!("still running 10 s after the drain:\n{log}"));
+    assert_eq!(exit.code(), Some(0), "{exit}:\n{log}");
+    assert!(log.contains("received SIGTERM"), "{log}");
+    assert!(log.contains("shutdown complete"), "{log}");
+    eprintln!(
+        "sigterm: unready after {after:?}, drain after {drained:?}, exit after {:?}",
+        signalled.elapsed()
+    );
+}
