@@ -54,6 +54,7 @@ pub fn plan<'s>(
         port: port(pod)?,
     };
     proxy.check_name_clashes(spec)?;
+    proxy.check_port_clashes(spec)?;
     Ok(Some(proxy))
 }
 
@@ -124,6 +125,46 @@ impl Proxy<'_> {
                      remove the annotation",
                     self.home(name)
                 )));
+            }
+        }
+        Ok(())
+    }
+
+    /// All containers share the pod's network namespace, so a user container taking the proxy's TCP
+    /// port would make one of the two fail to bind, and the traffic the proxy-init rules redirect to
+    /// that port would reach whichever bound first (W27). Only declared ports can be checked:
+    /// `ports` is informational, a container may listen on any port without declaring it, and
+    /// nothing else in the pod says which. One-shot init containers are checked as well, though
+    /// they exit before a classic sidecar starts: the mode can change between invocations (W16),
+    /// and the same pod should not be admitted or refused depending on it. Skipped containers are
+    /// checked too, as the skip list does not take them off the network. Runs after the name check,
+    /// so proxy names here are this webhook's own containers from an earlier invocation, whose
+    /// sidecar declares the port itself.
+    fn check_port_clashes(&self, spec: &SpecView<'_>) -> Result<(), Rejection> {
+        let port = i64::from(self.port);
+        for (field, list) in [
+            (INIT_CONTAINERS, spec.init_containers.as_deref()),
+            (CONTAINERS, spec.containers.as_deref()),
+        ] {
+            for container in list.unwrap_or_default() {
+                let name = container.name.as_str();
+                if Self::is_proxy_name(name) {
+                    continue;
+                }
+                let ports = container.ports().map_err(|err| {
+                    Rejection::bad_request(format!(
+                        "container {name:?} in spec.{field} has ports that cannot be read: {err}"
+                    ))
+                })?;
+                if ports
+                    .iter()
+                    .any(|p| p.container_port == Some(port) && p.is_tcp())
+                {
+                    return Err(Rejection::bad_request(format!(
+                        "container {name:?} in spec.{field} already declares port {port}, which the \
+                         {PROXY_CONTAINER} sidecar listens on: pick another port with {PROXY_PORT_ANNOTATION}"
+                    )));
+                }
             }
         }
         Ok(())

@@ -518,3 +518,210 @@ fn empty_log_level_passes_info() {
         "W21"
     );
 }
+
+/// (native, list holding the user container, its `ports`, port annotation, refused)
+type PortCase = (bool, &'static str, Value, Option<&'static str>, bool);
+
+#[test]
+fn rejects_a_declared_tcp_port_equal_to_the_proxy_port() {
+    let cases: [PortCase; 13] = [
+        (
+            false,
+            "containers",
+            json!([{"containerPort": 8000}]),
+            None,
+            true,
+        ),
+        (
+            true,
+            "containers",
+            json!([{"name": "http", "containerPort": 8000, "protocol": "TCP"}]),
+            None,
+            true,
+        ),
+        (
+            false,
+            "initContainers",
+            json!([{"containerPort": 8000}]),
+            None,
+            true,
+        ),
+        (
+            true,
+            "initContainers",
+            json!([{"containerPort": 8000, "protocol": "TCP"}]),
+            None,
+            true,
+        ),
+        (
+            true,
+            "containers",
+            json!([{"containerPort": 8080}, {"containerPort": 9090}]),
+            Some("9090"),
+            true,
+        ),
+        (
+            false,
+            "initContainers",
+            json!([{"containerPort": 9090}]),
+            Some("+9090"),
+            true,
+        ),
+        // The default port is free once the proxy moves elsewhere.
+        (
+            false,
+            "containers",
+            json!([{"containerPort": 8000}]),
+            Some("9090"),
+            false,
+        ),
+        // The proxy listens on TCP only.
+        (
+            true,
+            "containers",
+            json!([{"containerPort": 8000, "protocol": "UDP"}]),
+            None,
+            false,
+        ),
+        (
+            false,
+            "initContainers",
+            json!([{"containerPort": 8000, "protocol": "SCTP"}]),
+            None,
+            false,
+        ),
+        (
+            true,
+            "containers",
+            json!([{"containerPort": 8000, "protocol": "UDP"}, {"containerPort": 8000}]),
+            None,
+            true,
+        ),
+        // A host port is on the node, not in the pod's network namespace.
+        (
+            false,
+            "containers",
+            json!([{"containerPort": 8080, "hostPort": 8000}]),
+            None,
+            false,
+        ),
+        (true, "containers", Value::Null, None, false),
+        (false, "initContainers", json!([]), None, false),
+    ];
+    for (native, field, ports, port, refused) in cases {
+        let mut annotations = json!({INJECT_PROXY_ANNOTATION: "true"});
+        if let Some(port) = port {
+            annotations[PROXY_PORT_ANNOTATION] = json!(port);
+        }
+        let mut input = with_annotations(pod(json!([{"name": "main"}])), annotations);
+        input["spec"][field] = json!([{"name": "other"}, {"name": "app", "ports": ports}]);
+        let label = format!("native {native}, {field}, {ports}, {port:?}");
+        match try_run(&proxy_settings(native), &input, &default_sa()) {
+            Err(rejection) if refused => {
+                assert_eq!(rejection.code, 400, "{label}");
+                let number = port.unwrap_or("8000").trim_start_matches('+');
+                for part in [
+                    "container \"app\"",
+                    &format!("spec.{field}"),
+                    &format!("port {number},"),
+                    "azwi-proxy sidecar",
+                    PROXY_PORT_ANNOTATION,
+                ] {
+                    assert!(
+                        rejection.message.contains(part),
+                        "{label}: {} !~ {part}",
+                        rejection.message
+                    );
+                }
+            }
+            Ok((output, _)) if !refused => {
+                let sidecar_field = if native {
+                    "initContainers"
+                } else {
+                    "containers"
+                };
+                assert!(
+                    !find(&output, sidecar_field, "azwi-proxy").is_null(),
+                    "{label}"
+                );
+                assert_eq!(find(&output, field, "app")["ports"], ports, "{label}");
+            }
+            got => panic!("{label}: unexpected {got:?}"),
+        }
+    }
+
+    let mut input = proxied(pod(
+        json!([{"name": "app", "ports": [{"containerPort": 8000}]}]),
+    ));
+    assert_eq!(
+        reject(&proxy_settings(false), &input, &default_sa()).message,
+        "container \"app\" in spec.containers already declares port 8000, which the azwi-proxy \
+         sidecar listens on: pick another port with azure.workload.identity/proxy-sidecar-port"
+    );
+    // Skipping a container keeps it out of the mutation, not off the pod's network.
+    input["metadata"]["annotations"][SKIP_CONTAINERS_ANNOTATION] = json!("app");
+    assert_eq!(
+        reject(&proxy_settings(true), &input, &default_sa()).code,
+        400
+    );
+}
+
+#[test]
+fn reinvocation_of_an_injected_pod_is_not_refused_for_the_proxys_own_port() {
+    // The injected sidecar declares the proxy port itself; user ports elsewhere are untouched.
+    let mut input = proxied(pod(
+        json!([{"name": "app", "ports": [{"containerPort": 8080}, {"containerPort": 8000, "protocol": "UDP"}]}]),
+    ));
+    input["spec"]["initContainers"] =
+        json!([{"name": "setup", "ports": [{"containerPort": 9000}]}]);
+    let custom_port = with_annotations(
+        pod(json!([{"name": "app", "ports": [{"containerPort": 8000}]}])),
+        json!({INJECT_PROXY_ANNOTATION: "true", PROXY_PORT_ANNOTATION: "9090"}),
+    );
+    for native in [true, false] {
+        for input in [input.clone(), custom_port.clone()] {
+            assert_reinvocation_is_a_no_op(&proxy_settings(native), &input, &default_sa());
+        }
+    }
+}
+
+#[test]
+fn ports_are_never_read_without_injection() {
+    // Even ports that could not be read are left alone when there is no proxy to compare them with.
+    let containers = json!([
+        {"name": "app", "ports": [{"containerPort": 8000}]},
+        {"name": "odd", "ports": [{"containerPort": "8000"}]}
+    ]);
+    for annotations in [
+        None,
+        Some(json!({INJECT_PROXY_ANNOTATION: "false"})),
+        Some(json!({INJECT_PROXY_ANNOTATION: "yes", PROXY_PORT_ANNOTATION: "8000"})),
+    ] {
+        let input = match annotations.clone() {
+            Some(annotations) => with_annotations(pod(containers.clone()), annotations),
+            None => pod(containers.clone()),
+        };
+        let (output, _) = run(&proxy_settings(true), &input, &default_sa());
+        assert!(
+            output["spec"].get("initContainers").is_none(),
+            "{annotations:?}"
+        );
+        assert_eq!(
+            output["spec"]["containers"][1]["ports"],
+            containers[1]["ports"]
+        );
+    }
+    let input = with_annotations(
+        pod(containers),
+        json!({INJECT_PROXY_ANNOTATION: "true", PROXY_PORT_ANNOTATION: "9090"}),
+    );
+    let rejection = reject(&proxy_settings(false), &input, &default_sa());
+    assert_eq!(rejection.code, 400);
+    assert!(
+        rejection
+            .message
+            .starts_with("container \"odd\" in spec.containers has ports that cannot be read"),
+        "{}",
+        rejection.message
+    );
+}

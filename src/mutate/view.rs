@@ -130,6 +130,42 @@ pub struct ContainerView<'a> {
     pub env: Option<EnvList<'a>>,
     #[serde(borrow, default)]
     pub volume_mounts: Option<Vec<VolumeMountView<'a>>>,
+    /// Kept raw: only a pod that asks for the proxy sidecar has its ports compared, so only then
+    /// are they parsed (see [`ContainerView::ports`]).
+    #[serde(borrow, default)]
+    pub ports: Option<&'a RawValue>,
+}
+
+impl<'a> ContainerView<'a> {
+    /// The declared ports, parsed from the raw list on demand; absent or `null` is no ports.
+    pub fn ports(&self) -> Result<Vec<PortView<'a>>, serde_json::Error> {
+        match self.ports {
+            Some(raw) => serde_json::from_str(raw.get()),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+/// One entry of a container's `ports`: only what tells which port it takes, and whether TCP.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PortView<'a> {
+    /// Wider than a port: the API server validates the range only after admission.
+    #[serde(default)]
+    pub container_port: Option<i64>,
+    #[serde(borrow, default)]
+    pub protocol: Option<Str<'a>>,
+}
+
+impl PortView<'_> {
+    /// Anything but UDP and SCTP counts: the API server defaults an absent protocol to TCP, and
+    /// refuses unknown ones after admission anyway.
+    pub fn is_tcp(&self) -> bool {
+        !matches!(
+            self.protocol.as_ref().map(Str::as_str),
+            Some("UDP" | "SCTP")
+        )
+    }
 }
 
 /// A container's `env`, keeping only the `AZURE_*` entries (with their index in the list): every
