@@ -134,9 +134,9 @@ impl Proxy<'_> {
     /// port would make one of the two fail to bind, and the traffic the proxy-init rules redirect to
     /// that port would reach whichever bound first (W27). Only declared ports can be checked:
     /// `ports` is informational, a container may listen on any port without declaring it, and
-    /// nothing else in the pod says which. One-shot init containers are checked as well, though
-    /// they exit before a classic sidecar starts: the mode can change between invocations (W16),
-    /// and the same pod should not be admitted or refused depending on it. Skipped containers are
+    /// nothing else in the pod says which. One-shot init containers clash only with a native
+    /// sidecar, which starts before them; a classic sidecar starts after they have exited, so
+    /// refusing them there would refuse pods that run fine upstream. Skipped containers are
     /// checked too, as the skip list does not take them off the network. Runs after the name check,
     /// so proxy names here are this webhook's own containers from an earlier invocation, whose
     /// sidecar declares the port itself.
@@ -148,7 +148,10 @@ impl Proxy<'_> {
         ] {
             for container in list.unwrap_or_default() {
                 let name = container.name.as_str();
-                if Self::is_proxy_name(name) {
+                let exits_first = field == INIT_CONTAINERS
+                    && !self.settings.native_sidecars
+                    && !container.keeps_running();
+                if Self::is_proxy_name(name) || exits_first {
                     continue;
                 }
                 let ports = container.ports().map_err(|err| {

@@ -539,12 +539,13 @@ fn rejects_a_declared_tcp_port_equal_to_the_proxy_port() {
             None,
             true,
         ),
+        // A one-shot init container has exited before a classic sidecar starts.
         (
             false,
             "initContainers",
             json!([{"containerPort": 8000}]),
             None,
-            true,
+            false,
         ),
         (
             true,
@@ -561,7 +562,7 @@ fn rejects_a_declared_tcp_port_equal_to_the_proxy_port() {
             true,
         ),
         (
-            false,
+            true,
             "initContainers",
             json!([{"containerPort": 9090}]),
             Some("+9090"),
@@ -664,6 +665,21 @@ fn rejects_a_declared_tcp_port_equal_to_the_proxy_port() {
         reject(&proxy_settings(true), &input, &default_sa()).code,
         400
     );
+}
+
+#[test]
+fn a_native_sidecar_of_the_user_clashes_in_classic_mode_too() {
+    let mut input = proxied(pod(json!([{"name": "main"}])));
+    input["spec"]["initContainers"] = json!([{"name": "mesh", "restartPolicy": "Always",
+                                              "ports": [{"containerPort": 8000}]}]);
+    let rejection = reject(&proxy_settings(false), &input, &default_sa());
+    assert!(
+        rejection.message.contains("container \"mesh\" in spec.initContainers"),
+        "{}",
+        rejection.message
+    );
+    input["spec"]["initContainers"][0]["restartPolicy"] = json!("OnFailure");
+    assert!(try_run(&proxy_settings(false), &input, &default_sa()).is_ok());
 }
 
 #[test]

@@ -134,6 +134,16 @@ pub struct ContainerView<'a> {
     /// are they parsed (see [`ContainerView::ports`]).
     #[serde(borrow, default)]
     pub ports: Option<&'a RawValue>,
+    /// `Always` on an init container makes it a sidecar that keeps running beside the others.
+    #[serde(borrow, default)]
+    pub restart_policy: Option<Str<'a>>,
+}
+
+impl ContainerView<'_> {
+    /// An init container with `restartPolicy: Always` (a native sidecar).
+    pub fn keeps_running(&self) -> bool {
+        self.restart_policy.as_ref().map(Str::as_str) == Some("Always")
+    }
 }
 
 impl<'a> ContainerView<'a> {
