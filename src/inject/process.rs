@@ -304,26 +304,26 @@ fn rbac_finding(context: &Context<'_>, workload: &Workload, injection: &mut Inje
         injection.rbac = RbacStatus::NotChecked;
         return;
     }
-    match context.rbac.grant(
+    let (namespace, account, client_id) = (
         &workload.namespace,
         &workload.service_account,
         &injection.client_id,
-        &workload.namespace,
-    ) {
+    );
+    match context.rbac.grant(namespace, account, client_id) {
         Some(binding) => injection.rbac = RbacStatus::Granted(binding),
         None => {
             injection.rbac = RbacStatus::Missing;
+            // `inject` has no --rbac-check of its own: the flag named is the webhook's.
             injection.warnings.push(format!(
-                "no ClusterRoleBinding or RoleBinding in the input grants service account {}/{} verb \
-                 {} on {}/{} in namespace {}; unless the cluster already has one, the webhook \
-                 (--rbac-check=deny) would reject the pod",
-                workload.namespace,
-                workload.service_account,
+                "no ClusterRoleBinding in the input grants service account {namespace}/{account} verb \
+                 {} on {}/{client_id}; unless the cluster already has one, the webhook (with its \
+                 default --rbac-check=deny) would reject the pod",
                 super::rbac::VERB,
                 super::rbac::API_GROUP,
-                injection.client_id,
-                workload.namespace
             ));
+            injection
+                .warnings
+                .extend(context.rbac.namespaced_only(namespace, account, client_id));
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Offline RBAC evaluation of the identity-binding permission from the Roles and bindings in the input:
 //! may `system:serviceaccount:<ns>:<sa>` do verb `use-managed-identity` on API group
-//! `cid.wi.aks.azure.com`, resource `<client id>`, in the pod's namespace? The webhook asks the API
-//! server the same question with a SubjectAccessReview.
+//! `cid.wi.aks.azure.com`, resource `<client id>`? The webhook asks the API server the same question
+//! with a cluster-scoped SubjectAccessReview (`crate::k8s::authz::review`), which the RBAC authorizer
+//! answers from ClusterRoleBindings alone, so only those grant here too. RoleBindings that would grant
+//! it inside their namespace are reported, since that is the usual mistake.
 //!
 //! Only what is in the input counts, so a missing grant is a warning, never a refusal: the grant may
 //! well exist in the cluster already.
@@ -13,9 +15,9 @@ use serde_json::Value;
 
 use super::documents::{self, Document};
 use super::InjectError;
+use crate::k8s::authz::review;
 
-pub const API_GROUP: &str = "cid.wi.aks.azure.com";
-pub const VERB: &str = "use-managed-identity";
+pub use crate::k8s::authz::review::{API_GROUP, VERB};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -83,7 +85,7 @@ struct RoleRef {
 }
 
 #[derive(Debug, Deserialize)]
-struct Subject {
+struct BindingSubject {
     kind: String,
     name: String,
     #[serde(default)]
@@ -97,7 +99,7 @@ struct Binding {
     metadata: Meta,
     role_ref: RoleRef,
     #[serde(default)]
-    subjects: Vec<Subject>,
+    subjects: Vec<BindingSubject>,
 }
 
 /// The RBAC objects of the input.
@@ -156,70 +158,69 @@ impl Rbac {
             && self.role_bindings.is_empty()
     }
 
-    /// The binding that grants the service account the client ID in `namespace`, as `Kind name`
-    /// (`RoleBinding ns/name`), or `None` when nothing in the input does.
-    pub fn grant(
+    /// The ClusterRoleBinding that grants the service account the client ID, as
+    /// `ClusterRoleBinding name`, or `None` when nothing in the input does.
+    pub fn grant(&self, sa_namespace: &str, sa_name: &str, client_id: &str) -> Option<String> {
+        let subject = Subject::new(sa_namespace, sa_name, client_id);
+        self.cluster_role_bindings
+            .iter()
+            .find(|binding| {
+                binding.role_ref.kind == "ClusterRole"
+                    // A ClusterRoleBinding has no namespace to default a subject's to: the API server
+                    // requires one on its ServiceAccount subjects.
+                    && subject.named_by(binding, "")
+                    && allows(&self.cluster_role_rules(&binding.role_ref.name), client_id)
+            })
+            .map(|binding| format!("ClusterRoleBinding {}", binding.metadata.name))
+    }
+
+    /// One sentence per RoleBinding that binds the service account to a role allowing the client ID:
+    /// it would grant a request in its namespace, but the webhook's check has none, so it grants
+    /// nothing.
+    pub fn namespaced_only(
         &self,
         sa_namespace: &str,
         sa_name: &str,
         client_id: &str,
-        namespace: &str,
-    ) -> Option<String> {
-        let user = format!("system:serviceaccount:{sa_namespace}:{sa_name}");
-        let groups = [
-            "system:serviceaccounts".to_owned(),
-            format!("system:serviceaccounts:{sa_namespace}"),
-            "system:authenticated".to_owned(),
-        ];
-        let names_us = |binding: &Binding| {
-            binding.subjects.iter().any(|s| match s.kind.as_str() {
-                "ServiceAccount" => {
-                    let ns = if s.namespace.is_empty() {
-                        &binding.metadata.namespace
-                    } else {
-                        &s.namespace
-                    };
-                    s.name == sa_name && ns == sa_namespace
-                }
-                "User" => s.name == user,
-                "Group" => groups.contains(&s.name),
-                _ => false,
-            })
-        };
-        let grants = |rules: &[&Rule]| rules.iter().any(|r| rule_allows(r, client_id));
-        for binding in &self.cluster_role_bindings {
-            if binding.role_ref.kind == "ClusterRole"
-                && names_us(binding)
-                && grants(&self.cluster_role_rules(&binding.role_ref.name))
-            {
-                return Some(format!("ClusterRoleBinding {}", binding.metadata.name));
-            }
-        }
+    ) -> Vec<String> {
+        let subject = Subject::new(sa_namespace, sa_name, client_id);
+        let mut hints = Vec::new();
         for binding in &self.role_bindings {
-            if binding.metadata.namespace != namespace || !names_us(binding) {
+            let namespace = &binding.metadata.namespace;
+            if !subject.named_by(binding, namespace) {
                 continue;
             }
-            let rules = match binding.role_ref.kind.as_str() {
-                "ClusterRole" => self.cluster_role_rules(&binding.role_ref.name),
-                "Role" => self
-                    .roles
-                    .iter()
-                    .filter(|r| {
-                        r.metadata.name == binding.role_ref.name
-                            && r.metadata.namespace == binding.metadata.namespace
-                    })
-                    .flat_map(|r| &r.rules)
-                    .collect(),
-                _ => Vec::new(),
+            let (rules, fix) = match binding.role_ref.kind.as_str() {
+                "ClusterRole" => (
+                    self.cluster_role_rules(&binding.role_ref.name),
+                    format!(
+                        "bind ClusterRole {} with a ClusterRoleBinding",
+                        binding.role_ref.name
+                    ),
+                ),
+                "Role" => (
+                    self.roles
+                        .iter()
+                        .filter(|r| {
+                            r.metadata.name == binding.role_ref.name
+                                && r.metadata.namespace == *namespace
+                        })
+                        .flat_map(|r| &r.rules)
+                        .collect(),
+                    "grant it with a ClusterRole and a ClusterRoleBinding".to_owned(),
+                ),
+                _ => continue,
             };
-            if grants(&rules) {
-                return Some(format!(
-                    "RoleBinding {}/{}",
-                    binding.metadata.namespace, binding.metadata.name
+            if allows(&rules, client_id) {
+                hints.push(format!(
+                    "RoleBinding {namespace}/{} binds service account {sa_namespace}/{sa_name} to \
+                     {VERB} on {client_id} only inside namespace {namespace}; the webhook's check is \
+                     cluster-scoped: {fix}",
+                    binding.metadata.name
                 ));
             }
         }
-        None
+        hints
     }
 
     /// The rules of a ClusterRole, including those an `aggregationRule` collects from other
@@ -249,6 +250,49 @@ impl Rbac {
         }
         rules
     }
+}
+
+/// The service account as the webhook's SubjectAccessReview presents it, taken from that review so
+/// the two cannot drift apart: its user name and the groups every service account is in.
+struct Subject<'a> {
+    namespace: &'a str,
+    name: &'a str,
+    user: String,
+    groups: Vec<String>,
+}
+
+impl<'a> Subject<'a> {
+    fn new(namespace: &'a str, name: &'a str, client_id: &str) -> Self {
+        let spec = review::review_for(namespace, name, client_id).spec;
+        Self {
+            namespace,
+            name,
+            user: spec.user.unwrap_or_default(),
+            groups: spec.groups.unwrap_or_default(),
+        }
+    }
+
+    /// Whether one of the binding's subjects is this service account; a ServiceAccount subject
+    /// without a namespace is in `default_namespace`, and matches nothing when that is empty.
+    fn named_by(&self, binding: &Binding, default_namespace: &str) -> bool {
+        binding.subjects.iter().any(|s| match s.kind.as_str() {
+            "ServiceAccount" => {
+                let ns = if s.namespace.is_empty() {
+                    default_namespace
+                } else {
+                    &s.namespace
+                };
+                !ns.is_empty() && s.name == self.name && ns == self.namespace
+            }
+            "User" => s.name == self.user,
+            "Group" => self.groups.contains(&s.name),
+            _ => false,
+        })
+    }
+}
+
+fn allows(rules: &[&Rule], client_id: &str) -> bool {
+    rules.iter().any(|r| rule_allows(r, client_id))
 }
 
 fn parse<T: serde::de::DeserializeOwned>(object: &Value) -> Result<T, serde_json::Error> {

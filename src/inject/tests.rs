@@ -19,14 +19,12 @@ fn env() -> BTreeMap<&'static str, &'static str> {
 
 /// `(exit status, stdout, stderr)`.
 fn run_with(input: &str, extra: &[&str]) -> (u8, String, String) {
+    run_in(&env(), input, extra)
+}
+
+fn run_in(env: &BTreeMap<&str, &str>, input: &str, extra: &[&str]) -> (u8, String, String) {
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let status = run(
-        &args(extra),
-        &env(),
-        &mut input.as_bytes(),
-        &mut out,
-        &mut err,
-    );
+    let status = run(&args(extra), env, &mut input.as_bytes(), &mut out, &mut err);
     let text = |b: Vec<u8>| String::from_utf8(b).expect("utf-8");
     (status, text(out), text(err))
 }
@@ -80,4 +78,71 @@ fn configuration_errors_exit_with_the_config_status() {
     assert_eq!(i32::from(status), crate::config::EXIT_CODE);
     assert!(out.is_empty());
     assert!(String::from_utf8_lossy(&err).contains("AZURE_TENANT_ID"));
+}
+
+const IDENTITY_BINDING_POD: &str = "\
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: app, namespace: demo, annotations: {azure.workload.identity/client-id: cid}}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: ib
+  namespace: demo
+  labels: {azure.workload.identity/use: \"true\"}
+  annotations: {azure.workload.identity/use-identity-binding: \"true\"}
+spec:
+  serviceAccountName: app
+  containers: [{name: c, image: i}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: use-cid}
+rules: [{apiGroups: [cid.wi.aks.azure.com], resources: [cid], verbs: [use-managed-identity]}]
+";
+
+fn identity_binding_env() -> BTreeMap<&'static str, &'static str> {
+    let mut env = env();
+    env.insert("AZURE_KUBERNETES_TOKEN_PROXY", "https://proxy.example.com");
+    env.insert("AZURE_KUBERNETES_SNI_NAME", "proxy.example.com");
+    env.insert("AZURE_KUBERNETES_CA_CONFIGMAP_NAME", "kube-root-ca.crt");
+    env
+}
+
+#[test]
+fn explain_names_the_cluster_role_binding_that_grants() {
+    let input = IDENTITY_BINDING_POD.to_owned()
+        + "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\n\
+           metadata: {name: app-uses-cid}\nroleRef: {kind: ClusterRole, name: use-cid}\n\
+           subjects: [{kind: ServiceAccount, name: app, namespace: demo}]\n";
+    let (status, out, _) = run_in(&identity_binding_env(), &input, &["--explain"]);
+    assert_eq!(status, 0);
+    assert!(
+        out.contains("identity binding: yes; RBAC granted by ClusterRoleBinding app-uses-cid\n"),
+        "{out}"
+    );
+    assert!(!out.contains("warning:"), "{out}");
+}
+
+#[test]
+fn a_role_binding_is_reported_as_namespaced_only() {
+    let input = IDENTITY_BINDING_POD.to_owned()
+        + "---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\n\
+           metadata: {name: app-uses-cid, namespace: demo}\nroleRef: {kind: ClusterRole, name: use-cid}\n\
+           subjects: [{kind: ServiceAccount, name: app}]\n";
+    let (status, _, err) = run_in(&identity_binding_env(), &input, &[]);
+    assert_eq!(status, 0);
+    assert!(
+        err.contains(
+            "Pod demo/ib: RoleBinding demo/app-uses-cid binds service account demo/app to \
+             use-managed-identity on cid only inside namespace demo; the webhook's check is \
+             cluster-scoped: bind ClusterRole use-cid with a ClusterRoleBinding\n"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("no ClusterRoleBinding in the input grants"),
+        "{err}"
+    );
 }

@@ -27,11 +27,11 @@ const SA: &str = "{kind: ServiceAccount, name: app, namespace: demo}";
 fn a_cluster_role_binding_to_the_service_account_grants() {
     let rbac = rbac(&(cluster_role("use", RULE) + &cluster_binding("use", SA)));
     assert_eq!(
-        rbac.grant("demo", "app", CID, "demo").as_deref(),
+        rbac.grant("demo", "app", CID).as_deref(),
         Some("ClusterRoleBinding use-binding")
     );
-    assert_eq!(rbac.grant("demo", "other", CID, "demo"), None);
-    assert_eq!(rbac.grant("demo", "app", "another-client", "demo"), None);
+    assert_eq!(rbac.grant("demo", "other", CID), None);
+    assert_eq!(rbac.grant("demo", "app", "another-client"), None);
 }
 
 #[test]
@@ -42,7 +42,7 @@ fn wildcards_are_honoured() {
         "{apiGroups: [cid.wi.aks.azure.com], resources: [11111111-2222-3333-4444-555555555555], verbs: ['*']}",
     ] {
         let rbac = rbac(&(cluster_role("use", rule) + &cluster_binding("use", SA)));
-        assert!(rbac.grant("demo", "app", CID, "demo").is_some(), "{rule}");
+        assert!(rbac.grant("demo", "app", CID).is_some(), "{rule}");
     }
 }
 
@@ -54,7 +54,7 @@ fn other_verbs_groups_and_resource_names_do_not_grant() {
         "{apiGroups: [cid.wi.aks.azure.com], resources: ['*'], verbs: ['*'], resourceNames: [x]}",
     ] {
         let rbac = rbac(&(cluster_role("use", rule) + &cluster_binding("use", SA)));
-        assert_eq!(rbac.grant("demo", "app", CID, "demo"), None, "{rule}");
+        assert_eq!(rbac.grant("demo", "app", CID), None, "{rule}");
     }
 }
 
@@ -67,38 +67,101 @@ fn user_and_group_subjects_match_the_service_account() {
         "{kind: Group, name: 'system:authenticated'}",
     ] {
         let rbac = rbac(&(cluster_role("use", RULE) + &cluster_binding("use", subject)));
-        assert!(
-            rbac.grant("demo", "app", CID, "demo").is_some(),
-            "{subject}"
-        );
+        assert!(rbac.grant("demo", "app", CID).is_some(), "{subject}");
     }
     let rbac = rbac(
         &(cluster_role("use", RULE)
             + &cluster_binding("use", "{kind: Group, name: 'system:serviceaccounts:other'}")),
     );
-    assert_eq!(rbac.grant("demo", "app", CID, "demo"), None);
+    assert_eq!(rbac.grant("demo", "app", CID), None);
+}
+
+fn role_binding(name: &str, namespace: &str, role_kind: &str, role: &str, subject: &str) -> String {
+    format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: {name}, namespace: {namespace}}}\n\
+         roleRef: {{kind: {role_kind}, name: {role}}}\nsubjects:\n- {subject}\n---\n"
+    )
 }
 
 #[test]
-fn role_bindings_grant_only_in_their_namespace() {
+fn the_live_check_is_cluster_scoped() {
+    // Why RoleBindings never grant here: the webhook's review has no namespace.
+    let review = review::review_for("demo", "app", CID);
+    let attributes = review
+        .spec
+        .resource_attributes
+        .expect("resource attributes");
+    assert_eq!(attributes.namespace, None);
+}
+
+#[test]
+fn a_role_binding_to_a_cluster_role_never_grants_and_says_why() {
     let yaml = cluster_role("use", RULE)
-        + "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: rb, namespace: demo}\n\
-           roleRef: {kind: ClusterRole, name: use}\nsubjects:\n- {kind: ServiceAccount, name: app}\n---\n\
-           apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: r, namespace: other}\nrules:\n- "
-        + RULE
-        + "\n---\napiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {name: rb2, namespace: other}\n\
-           roleRef: {kind: Role, name: r}\nsubjects:\n- {kind: ServiceAccount, name: app, namespace: demo}\n";
+        + &role_binding(
+            "rb",
+            "demo",
+            "ClusterRole",
+            "use",
+            "{kind: ServiceAccount, name: app}",
+        );
     let rbac = rbac(&yaml);
+    assert_eq!(rbac.grant("demo", "app", CID), None);
     assert_eq!(
-        rbac.grant("demo", "app", CID, "demo").as_deref(),
-        Some("RoleBinding demo/rb"),
+        rbac.namespaced_only("demo", "app", CID),
+        [format!(
+            "RoleBinding demo/rb binds service account demo/app to use-managed-identity on {CID} \
+             only inside namespace demo; the webhook's check is cluster-scoped: bind ClusterRole use \
+             with a ClusterRoleBinding"
+        )],
         "a subject without namespace is in the binding's namespace"
     );
     assert_eq!(
-        rbac.grant("demo", "app", CID, "other").as_deref(),
-        Some("RoleBinding other/rb2")
+        rbac.namespaced_only("other", "app", CID),
+        Vec::<String>::new()
     );
-    assert_eq!(rbac.grant("demo", "app", CID, "third"), None);
+    assert_eq!(
+        rbac.namespaced_only("demo", "app", "another-client"),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn a_role_binding_to_a_role_never_grants_and_says_why() {
+    let yaml = format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {{name: r, namespace: other}}\nrules:\n- {RULE}\n---\n"
+    ) + &role_binding("rb", "other", "Role", "r", SA)
+        + &role_binding("wrong-ns", "demo", "Role", "r", SA);
+    let rbac = rbac(&yaml);
+    assert_eq!(rbac.grant("demo", "app", CID), None);
+    assert_eq!(
+        rbac.namespaced_only("demo", "app", CID),
+        [format!(
+            "RoleBinding other/rb binds service account demo/app to use-managed-identity on {CID} \
+             only inside namespace other; the webhook's check is cluster-scoped: grant it with a \
+             ClusterRole and a ClusterRoleBinding"
+        )],
+        "a RoleBinding refers to a Role of its own namespace"
+    );
+}
+
+#[test]
+fn a_cluster_role_binding_grants_even_beside_a_role_binding() {
+    let yaml = cluster_role("use", RULE)
+        + &role_binding("rb", "demo", "ClusterRole", "use", SA)
+        + &cluster_binding("use", SA);
+    assert_eq!(
+        rbac(&yaml).grant("demo", "app", CID).as_deref(),
+        Some("ClusterRoleBinding use-binding")
+    );
+}
+
+#[test]
+fn a_cluster_role_binding_needs_the_service_account_namespace() {
+    // The API server rejects such a subject; it must not grant by borrowing a stray namespace.
+    let yaml = cluster_role("use", RULE)
+        + &cluster_binding("use", "{kind: ServiceAccount, name: app}")
+            .replace("name: use-binding", "name: use-binding\n  namespace: demo");
+    assert_eq!(rbac(&yaml).grant("demo", "app", CID), None);
 }
 
 #[test]
@@ -110,7 +173,7 @@ fn aggregated_cluster_roles_collect_rules_by_label() {
         + RULE
         + "\n---\n"
         + &cluster_binding("agg", SA);
-    assert!(rbac(&yaml).grant("demo", "app", CID, "demo").is_some());
+    assert!(rbac(&yaml).grant("demo", "app", CID).is_some());
 }
 
 #[test]
