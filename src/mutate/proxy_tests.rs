@@ -674,7 +674,9 @@ fn a_native_sidecar_of_the_user_clashes_in_classic_mode_too() {
                                               "ports": [{"containerPort": 8000}]}]);
     let rejection = reject(&proxy_settings(false), &input, &default_sa());
     assert!(
-        rejection.message.contains("container \"mesh\" in spec.initContainers"),
+        rejection
+            .message
+            .contains("container \"mesh\" in spec.initContainers"),
         "{}",
         rejection.message
     );
