@@ -2,7 +2,6 @@
 //! optional feature switched on (identity binding, proxy sidecar), so that fuzz inputs can reach
 //! all mutation branches, and the invariants every response must satisfy.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,10 +54,7 @@ impl ServiceAccounts for AnyServiceAccount {
             Ok(Arc::new(ServiceAccountMeta {
                 namespace: namespace.into(),
                 name: name.into(),
-                annotations: annotations
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect::<BTreeMap<_, _>>(),
+                annotations: annotations.iter().copied().collect(),
             }))
         })
     }
