@@ -369,24 +369,22 @@ fn review(uid: &str, service_account: &str) -> Vec<u8> {
     test_app::pod_review("admission.k8s.io/v1", uid, &pod)
 }
 
-/// Sends SIGTERM the way the kubelet does. `libc` is not a dependency of this package, so the
-/// signal goes through kill(1) rather than kill(2).
+/// Sends SIGTERM the way the kubelet does.
 fn sigterm(pid: u32) {
-    let status = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -TERM {pid}: {status}");
+    let pid = libc::pid_t::try_from(pid).expect("pid fits pid_t");
+    // SAFETY: kill(2) takes plain integers; the child is ours and still running (never reaped).
+    let sent = unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert_eq!(
+        sent,
+        0,
+        "kill({pid}, SIGTERM): {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_fails_readiness_at_once_serves_through_the_delay_drains_and_exits_0() {
-    let fake = FakeApiServer::start().await;
-    fake.add_service_account(
-        "ns",
-        "workload",
-        &[("azure.workload.identity/client-id", "client-1")],
-    );
+    let fake = FakeApiServer::start_with_workload().await;
     let pki = generate_ca_and_leaf(&["localhost"]);
     let dir = TempDir::new().expect("tempdir");
     let mut app = start_binary(dir.path(), pki.path(), &fake).await;

@@ -24,12 +24,7 @@ struct Running {
 }
 
 async fn start() -> Running {
-    let fake = FakeApiServer::start().await;
-    fake.add_service_account(
-        "ns",
-        "workload",
-        &[("azure.workload.identity/client-id", "client-1")],
-    );
+    let fake = FakeApiServer::start_with_workload().await;
     let pki = generate_ca_and_leaf(&["localhost"]);
     let config = test_app::serve_config(pki.path(), true, "azure-workload-identity-system");
     let app = TestApp::start(config, test_app::settings(), fake.config());

@@ -367,12 +367,7 @@ fn check(case: &Case, http: Http, reply: &Reply) {
 
 #[tokio::test]
 async fn every_bad_input_gets_the_contract_error_and_the_server_keeps_serving() {
-    let fake = FakeApiServer::start().await;
-    fake.add_service_account(
-        "ns",
-        "workload",
-        &[("azure.workload.identity/client-id", "client-1")],
-    );
+    let fake = FakeApiServer::start_with_workload().await;
     // A pod with a null serviceAccountName uses `default`.
     fake.add_service_account("ns", "default", &[]);
     let pki = generate_ca_and_leaf(&["localhost"]);

@@ -38,12 +38,7 @@ fn review() -> Vec<u8> {
 }
 
 async fn start(max_in_flight: usize) -> (TestApp, TestPki, FakeApiServer) {
-    let fake = FakeApiServer::start().await;
-    fake.add_service_account(
-        "ns",
-        "workload",
-        &[("azure.workload.identity/client-id", "client-1")],
-    );
+    let fake = FakeApiServer::start_with_workload().await;
     let pki = generate_ca_and_leaf(&["localhost"]);
     let mut config = test_app::serve_config(pki.path(), true, "azure-workload-identity-system");
     config.max_in_flight_reviews = max_in_flight;

@@ -124,12 +124,7 @@ async fn many_streams(app: &TestApp, pki: &TestPki, count: usize) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rapid_reset_and_10k_streams_keep_memory_bounded_and_the_server_healthy() {
-    let fake = FakeApiServer::start().await;
-    fake.add_service_account(
-        "ns",
-        "workload",
-        &[("azure.workload.identity/client-id", "client-1")],
-    );
+    let fake = FakeApiServer::start_with_workload().await;
     let pki = generate_ca_and_leaf(&["localhost"]);
     let config = test_app::serve_config(pki.path(), true, "azure-workload-identity-system");
     let app = TestApp::start(config, test_app::settings(), fake.config());

@@ -43,12 +43,7 @@ struct Running {
 /// Serving certificate from one CA, client certificates from another (as in a cluster, where the
 /// API server's webhook client certificate is not issued by the webhook's serving CA).
 async fn start() -> Running {
-    let fake = FakeApiServer::start().await;
-    fake.add_service_account(
-        "ns",
-        "workload",
-        &[("azure.workload.identity/client-id", "client-1")],
-    );
+    let fake = FakeApiServer::start_with_workload().await;
     let pki = generate_ca_and_leaf(&["localhost"]);
     let client_ca = TestCa::new("kube-apiserver webhook client ca");
     let ca_file = pki.path().join("client-ca.crt");

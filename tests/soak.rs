@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use fake_apiserver::FakeApiServer;
 use serde_json::{json, Value};
-use test_app::{rss_kib, TestApp};
+use test_app::{peak_rss_kib, rss_kib, TestApp};
 use tls_support::{post, Http, SecretVolume, TestCa};
 
 /// Growth of VmRSS from the middle of the run to the end that the soak tolerates.
@@ -75,19 +75,6 @@ fn judge(status: u16, body: &[u8], uid: u64) -> bool {
     status == 200
         && response["uid"] == format!("uid-{uid}")
         && ((response["allowed"] == true && response["patch"].is_string()) || churned_away)
-}
-
-/// VmHWM: the highest VmRSS the process reached.
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -133,18 +133,6 @@ where
     }
 }
 
-impl std::ops::Index<&str> for Annotations {
-    type Output = str;
-
-    /// Panics when `key` is absent, like a map's index; for tests and known-present keys.
-    fn index(&self, key: &str) -> &str {
-        match self.get(key) {
-            Some(value) => value,
-            None => panic!("no annotation {key:?}"),
-        }
-    }
-}
-
 /// Why a service account could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum LookupError {

@@ -136,10 +136,19 @@ pub fn pod_review(api_version: &str, uid: &str, object: &Value) -> Vec<u8> {
 
 /// VmRSS of this process in KiB (a test's server and clients together).
 pub fn rss_kib() -> u64 {
+    status_kib("VmRSS")
+}
+
+/// VmHWM: the highest VmRSS this process reached.
+pub fn peak_rss_kib() -> u64 {
+    status_kib("VmHWM")
+}
+
+fn status_kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS")
+        .unwrap_or_else(|| panic!("{field} in /proc/self/status"))
 }

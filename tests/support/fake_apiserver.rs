@@ -328,6 +328,18 @@ impl FakeApiServer {
         Self::start_with(Some(Arc::new(server_config)), Some(ca_der), Some(ca_pem)).await
     }
 
+    /// [`Self::start`] holding the service account most tests admit pods for: `ns/workload` with
+    /// client ID `client-1`.
+    pub async fn start_with_workload() -> Self {
+        let fake = Self::start().await;
+        fake.add_service_account(
+            "ns",
+            "workload",
+            &[("azure.workload.identity/client-id", "client-1")],
+        );
+        fake
+    }
+
     /// Starts a plain-HTTP server.
     pub async fn start_plain() -> Self {
         let _ = rustls::crypto::ring::default_provider().install_default();
