@@ -16,16 +16,19 @@
 mod fake_apiserver;
 #[path = "support/app.rs"]
 mod test_app;
+#[path = "support/process.rs"]
+mod process;
 #[path = "support/tls.rs"]
 mod tls_support;
 
 use std::io::Read;
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fake_apiserver::{Endpoint, FakeApiServer};
+use process::{start_serve, ChildGuard, Running};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 use tls_support::{eventually, generate_ca_and_leaf, get_plain, post, Http};
@@ -36,43 +39,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_azwi-webhook");
 const EXIT_DEADLINE: Duration = Duration::from_secs(10);
 const SHUTDOWN_DELAY: Duration = Duration::from_secs(1);
 const PATH: &str = "/mutate-v1-pod?timeout=10s";
-
-/// Kills the child when dropped unless it has already exited, so a failing assertion never leaves a
-/// webhook process behind holding ports.
-struct ChildGuard(Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-impl ChildGuard {
-    fn pid(&self) -> u32 {
-        self.0.id()
-    }
-
-    fn exited(&mut self) -> Option<ExitStatus> {
-        self.0.try_wait().expect("try_wait")
-    }
-
-    /// Waits (polling, without blocking the async runtime for long) until the child exits.
-    async fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
-        let until = Instant::now() + within;
-        loop {
-            if let Some(status) = self.exited() {
-                return Some(status);
-            }
-            if Instant::now() >= until {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
 
 /// The binary with an empty environment plus `env`. `HOME` is an empty directory so that a config
 /// that unexpectedly passes validation fails fast at "no Kubernetes configuration" (exit 1) instead
@@ -265,97 +231,18 @@ fn startup_failures_are_one_line_and_exit_1() {
     );
 }
 
-/// A running binary and what the test needs to reach it.
-struct Running {
-    child: ChildGuard,
-    webhook: SocketAddr,
-    health: SocketAddr,
-    /// The child's stderr (JSON log lines), redirected to a file so it can never fill a pipe.
-    log: std::path::PathBuf,
-}
-
-impl Running {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    async fn readyz(&self) -> Option<(u16, String)> {
-        get_plain(self.health, "/readyz").await.ok()
-    }
-}
-
-/// Three distinct free loopback ports. The binary reports only its webhook address (in a log line),
-/// not the health or metrics one, so the test picks the ports itself: bind port 0, note the port,
-/// release it just before the spawn. Another process could grab one in between (a small race);
-/// [`start_binary`] retries with fresh ports when the child reports a bind failure.
-fn free_ports() -> [SocketAddr; 3] {
-    let listeners: Vec<TcpListener> = (0..3)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
-        .collect();
-    let addrs: Vec<SocketAddr> = listeners
-        .iter()
-        .map(|l| l.local_addr().expect("addr"))
-        .collect();
-    [addrs[0], addrs[1], addrs[2]]
-}
-
 /// Starts `azwi-webhook serve` with provided certificates and `KUBECONFIG` pointing at `fake`, and
 /// waits for `/readyz` 200 (certificate loaded, listener serving, service-account cache synced).
 async fn start_binary(dir: &Path, cert_dir: &Path, fake: &FakeApiServer) -> Running {
     let kubeconfig = dir.join("kubeconfig");
     std::fs::write(&kubeconfig, fake.kubeconfig()).expect("write kubeconfig");
-    for attempt in 1..=3 {
-        let [webhook, health, metrics] = free_ports();
-        let log = dir.join(format!("stderr-{attempt}.log"));
-        let stderr = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(BIN)
-            .arg("serve")
-            .arg("--disable-cert-rotation")
-            .arg("--webhook-cert-dir")
-            .arg(cert_dir)
-            .arg(format!("--webhook-addr={webhook}"))
-            .arg(format!("--health-addr={health}"))
-            .arg(format!("--metrics-addr={metrics}"))
-            .arg(format!("--shutdown-delay={}s", SHUTDOWN_DELAY.as_secs()))
-            .arg("--log-level=info")
-            .env_clear()
-            .env("HOME", dir)
-            .env("KUBECONFIG", &kubeconfig)
-            .env(TENANT.0, TENANT.1)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn azwi-webhook");
-        let mut running = Running {
-            child: ChildGuard(child),
-            webhook,
-            health,
-            log,
-        };
-        // Generous: startup is milliseconds, but the first sync goes through a debug-build TLS
-        // client and CI machines stall.
-        let until = Instant::now() + Duration::from_secs(20);
-        let mut ready = false;
-        while !ready && running.child.exited().is_none() && Instant::now() < until {
-            ready = matches!(running.readyz().await, Some((200, _)));
-            if !ready {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-        match running.child.exited() {
-            None if ready => return running,
-            None => panic!(
-                "never ready: {:?}\n{}",
-                running.readyz().await,
-                running.log()
-            ),
-            // Lost the port race (see `free_ports`): try again with fresh ports.
-            Some(_) if running.log().contains("cannot listen on") && attempt < 3 => continue,
-            Some(status) => panic!("exited during startup with {status}:\n{}", running.log()),
-        }
-    }
-    unreachable!("the last attempt returns or panics")
+    let cert_dir = format!("--webhook-cert-dir={}", cert_dir.display());
+    let delay = format!("--shutdown-delay={}s", SHUTDOWN_DELAY.as_secs());
+    let args = ["--disable-cert-rotation", &cert_dir, &delay, "--log-level=info"];
+    let env = [("KUBECONFIG", kubeconfig.as_os_str()), (TENANT.0, std::ffi::OsStr::new(TENANT.1))];
+    // Generous: startup is milliseconds, but the first sync goes through a debug-build TLS client
+    // and CI machines stall.
+    start_serve(Path::new(BIN), dir, &args, &env, Duration::from_secs(20)).await
 }
 
 fn review(uid: &str, service_account: &str) -> Vec<u8> {
