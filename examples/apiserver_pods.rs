@@ -12,7 +12,6 @@ mod controlplane;
 #[path = "../tests/support/process.rs"]
 mod process;
 #[path = "../tests/support/tls.rs"]
-#[allow(dead_code)]
 mod tls_support;
 
 use std::collections::BTreeMap;
@@ -55,7 +54,12 @@ fn options() -> Options {
 }
 
 /// One round in one namespace: pods/s and the sorted create latencies.
-async fn create_pods(client: &kube::Client, ns: &str, tag: &str, o: &Options) -> (f64, Vec<Duration>) {
+async fn create_pods(
+    client: &kube::Client,
+    ns: &str,
+    tag: &str,
+    o: &Options,
+) -> (f64, Vec<Duration>) {
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
     let started = Instant::now();
     let mut latencies: Vec<Duration> = futures::stream::iter(0..o.pods)
@@ -112,11 +116,19 @@ fn webhook_buckets(metrics: &str) -> BTreeMap<String, f64> {
 }
 
 /// The quantile as Prometheus' histogram_quantile computes it (linear within the bucket).
-fn histogram_quantile(q: f64, before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> Option<f64> {
+fn histogram_quantile(
+    q: f64,
+    before: &BTreeMap<String, f64>,
+    after: &BTreeMap<String, f64>,
+) -> Option<f64> {
     let mut buckets: Vec<(f64, f64)> = after
         .iter()
         .map(|(le, c)| {
-            let bound = if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap_or(f64::NAN) };
+            let bound = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().unwrap_or(f64::NAN)
+            };
             (bound, c - before.get(le).copied().unwrap_or(0.0))
         })
         .collect();
@@ -133,7 +145,11 @@ fn histogram_quantile(q: f64, before: &BTreeMap<String, f64>, after: &BTreeMap<S
                 return Some(lower.0);
             }
             let width = count - lower.1;
-            let into = if width > 0.0 { (rank - lower.1) / width } else { 1.0 };
+            let into = if width > 0.0 {
+                (rank - lower.1) / width
+            } else {
+                1.0
+            };
             return Some(lower.0 + (bound - lower.0) * into);
         }
         lower = (bound, count);
@@ -142,19 +158,29 @@ fn histogram_quantile(q: f64, before: &BTreeMap<String, f64>, after: &BTreeMap<S
 }
 
 async fn apiserver_metrics(client: &kube::Client) -> String {
-    let request = axum::http::Request::get("/metrics").body(Vec::new()).expect("request");
-    client.request_text(request).await.expect("kube-apiserver /metrics")
+    let request = axum::http::Request::get("/metrics")
+        .body(Vec::new())
+        .expect("request");
+    client
+        .request_text(request)
+        .await
+        .expect("kube-apiserver /metrics")
 }
 
 #[tokio::main]
 async fn main() {
     let o = options();
     let cp = ControlPlane::from_env();
-    let client = kube::Client::try_default().await.expect("kube client from KUBECONFIG");
+    let client = kube::Client::try_default()
+        .await
+        .expect("kube client from KUBECONFIG");
 
     let ca = tls_support::TestCa::new("token proxy CA").pem;
     let env = [
-        ("AZURE_KUBERNETES_TOKEN_PROXY", "https://token-proxy.e2e.test:8443"),
+        (
+            "AZURE_KUBERNETES_TOKEN_PROXY",
+            "https://token-proxy.e2e.test:8443",
+        ),
         ("AZURE_KUBERNETES_SNI_NAME", "token-proxy.e2e.test"),
         ("AZURE_KUBERNETES_CA_DATA", ca.as_str()),
     ];
@@ -162,11 +188,17 @@ async fn main() {
     let with = cp.namespace("load-webhook");
     let without = cp.namespace("load-plain");
     for ns in [&with, &without] {
-        cp.service_account(ns, "workload", &[("azure.workload.identity/client-id", CLIENT_ID)]);
+        cp.service_account(
+            ns,
+            "workload",
+            &[("azure.workload.identity/client-id", CLIENT_ID)],
+        );
         cp.allow_managed_identity(ns, "workload", CLIENT_ID);
     }
     cp.register(&unique("load"), &webhook, &[&with]).await;
-    let sar_before = webhook.metric("azwi_rbac_checks_total", &["cached=\"false\""]).await;
+    let sar_before = webhook
+        .metric("azwi_rbac_checks_total", &["cached=\"false\""])
+        .await;
     let before = webhook_buckets(&apiserver_metrics(&client).await);
 
     println!(
@@ -184,12 +216,22 @@ async fn main() {
                 percentile(&lat, 0.99).as_secs_f64() * 1e3
             );
             rates.entry(label).or_default().push(rate);
-            medians.entry(label).or_default().push(percentile(&lat, 0.5));
+            medians
+                .entry(label)
+                .or_default()
+                .push(percentile(&lat, 0.5));
         }
     }
     let after = webhook_buckets(&apiserver_metrics(&client).await);
-    let sar = webhook.metric("azwi_rbac_checks_total", &["cached=\"false\""]).await - sar_before;
-    let reviews = metric_sum(&webhook.running.metrics().await, "azwi_admission_requests_total", &[]);
+    let sar = webhook
+        .metric("azwi_rbac_checks_total", &["cached=\"false\""])
+        .await
+        - sar_before;
+    let reviews = metric_sum(
+        &webhook.running.metrics().await,
+        "azwi_admission_requests_total",
+        &[],
+    );
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
@@ -197,7 +239,10 @@ async fn main() {
     let (mut r_no, mut r_yes) = (rates["no"].clone(), rates["yes"].clone());
     let (rate_no, rate_yes) = (median(&mut r_no), median(&mut r_yes));
     println!();
-    println!("pods/s, median of rounds: without webhook {rate_no:.0}, with {rate_yes:.0} (ratio {:.2})", rate_yes / rate_no);
+    println!(
+        "pods/s, median of rounds: without webhook {rate_no:.0}, with {rate_yes:.0} (ratio {:.2})",
+        rate_yes / rate_no
+    );
     let fmt = |q| match histogram_quantile(q, &before, &after) {
         Some(s) => format!("{:.2} ms", s * 1e3),
         None => "no samples".to_owned(),

@@ -14,10 +14,10 @@
 
 #[path = "support/fake_apiserver.rs"]
 mod fake_apiserver;
-#[path = "support/app.rs"]
-mod test_app;
 #[path = "support/process.rs"]
 mod process;
+#[path = "support/app.rs"]
+mod test_app;
 #[path = "support/tls.rs"]
 mod tls_support;
 
@@ -238,8 +238,16 @@ async fn start_binary(dir: &Path, cert_dir: &Path, fake: &FakeApiServer) -> Runn
     std::fs::write(&kubeconfig, fake.kubeconfig()).expect("write kubeconfig");
     let cert_dir = format!("--webhook-cert-dir={}", cert_dir.display());
     let delay = format!("--shutdown-delay={}s", SHUTDOWN_DELAY.as_secs());
-    let args = ["--disable-cert-rotation", &cert_dir, &delay, "--log-level=info"];
-    let env = [("KUBECONFIG", kubeconfig.as_os_str()), (TENANT.0, std::ffi::OsStr::new(TENANT.1))];
+    let args = [
+        "--disable-cert-rotation",
+        &cert_dir,
+        &delay,
+        "--log-level=info",
+    ];
+    let env = [
+        ("KUBECONFIG", kubeconfig.as_os_str()),
+        (TENANT.0, std::ffi::OsStr::new(TENANT.1)),
+    ];
     // Generous: startup is milliseconds, but the first sync goes through a debug-build TLS client
     // and CI machines stall.
     start_serve(Path::new(BIN), dir, &args, &env, Duration::from_secs(20)).await

@@ -10,7 +10,6 @@ mod controlplane;
 #[path = "support/process.rs"]
 mod process;
 #[path = "support/tls.rs"]
-#[allow(dead_code)]
 mod tls_support;
 
 use std::time::Duration;
@@ -44,7 +43,10 @@ fn env_of(container: &Value) -> Vec<(String, String)> {
             env.iter()
                 .map(|e| {
                     let value = e["value"].as_str().unwrap_or_default();
-                    (e["name"].as_str().unwrap_or_default().to_owned(), value.to_owned())
+                    (
+                        e["name"].as_str().unwrap_or_default().to_owned(),
+                        value.to_owned(),
+                    )
                 })
                 .collect()
         })
@@ -59,7 +61,10 @@ fn azure_env(container: &Value) -> Vec<(String, String)> {
 }
 
 fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
-    expected.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    expected
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn container<'a>(pod: &'a Value, list: &str, name: &str) -> &'a Value {
@@ -86,7 +91,9 @@ fn reserved_volume(pod: &Value) -> &Value {
 }
 
 fn assert_token_source(volume: &Value, audience: &str) {
-    let sources = volume["projected"]["sources"].as_array().expect("projected sources");
+    let sources = volume["projected"]["sources"]
+        .as_array()
+        .expect("projected sources");
     assert!(
         sources.contains(&json!({"serviceAccountToken": {
             "audience": audience, "expirationSeconds": 3600, "path": "token/azure-identity-token"}})),
@@ -144,10 +151,32 @@ async fn aks_identity_binding_guide_as_written_then_an_unbound_service_account_i
     env.push(("AZURE_KUBERNETES_CA_CTB_LABEL_SELECTOR", selector));
     let webhook = E2eWebhook::start(&cp, Certs::Provided, &[], &env).await;
     let registration = unique("guide");
-    cp.register(&registration, &webhook, &["demo"]).await;
+    let _registered = cp.register(&registration, &webhook, &["demo"]).await;
 
+    // The guide's names are fixed: a second run against the same control plane starts from scratch.
+    // (The namespace stays: without kube-controller-manager a deleted namespace never goes away.)
+    for kind in ["pod", "serviceaccount"] {
+        cp.ok(
+            &[
+                "delete",
+                kind,
+                "demo",
+                "demo-unbound",
+                "-n",
+                "demo",
+                "--ignore-not-found",
+            ],
+            None,
+        );
+    }
     let out = run_guide(&cp);
-    assert!(out.success, "the guide's steps failed:\n{}\n{}\n{}", out.stdout, out.stderr, webhook.running.log());
+    assert!(
+        out.success,
+        "the guide's steps failed:\n{}\n{}\n{}",
+        out.stdout,
+        out.stderr,
+        webhook.running.log()
+    );
 
     let pod = cp.get(&["-n", "demo", "pod", "demo"]);
     // kube-apiserver fills serviceAccountName from the deprecated field before admission.
@@ -179,7 +208,9 @@ async fn aks_identity_binding_guide_as_written_then_an_unbound_service_account_i
         "the stored pod keeps the clusterTrustBundle projection: {volume:#}"
     );
     assert_mounted(app, volume);
-    let rbac_calls = webhook.metric("azwi_rbac_checks_total", &["cached=\"false\""]).await;
+    let rbac_calls = webhook
+        .metric("azwi_rbac_checks_total", &["cached=\"false\""])
+        .await;
     assert_eq!(rbac_calls, 1, "one SubjectAccessReview for the guide's pod");
 
     // The same pod for a service account annotated with the same identity but not bound to it.
@@ -188,8 +219,14 @@ async fn aks_identity_binding_guide_as_written_then_an_unbound_service_account_i
         None,
     );
     cp.ok(
-        &["-n", "demo", "annotate", "sa", "demo-unbound",
-          &format!("azure.workload.identity/client-id={CLIENT_ID}")],
+        &[
+            "-n",
+            "demo",
+            "annotate",
+            "sa",
+            "demo-unbound",
+            &format!("azure.workload.identity/client-id={CLIENT_ID}"),
+        ],
         None,
     );
     let pod = test_data("aks-identity-binding-guide.sh");
@@ -203,11 +240,22 @@ async fn aks_identity_binding_guide_as_written_then_an_unbound_service_account_i
         .replace("${KEYVAULT_URL}", "https://e2e-vault.vault.azure.net/")
         .replace("${KEY_VAULT_SECRET_NAME}", "e2e-secret");
     let refused = cp.kubectl(&["apply", "-f", "-"], Some(&manifest));
-    assert!(!refused.success, "an unbound service account was admitted:\n{}", refused.stdout);
+    assert!(
+        !refused.success,
+        "an unbound service account was admitted:\n{}",
+        refused.stdout
+    );
     for needle in ["demo-unbound", CLIENT_ID, "denied the request"] {
-        assert!(refused.stderr.contains(needle), "{needle} not in: {}", refused.stderr);
+        assert!(
+            refused.stderr.contains(needle),
+            "{needle} not in: {}",
+            refused.stderr
+        );
     }
-    assert!(!cp.exists(&["-n", "demo", "pod", "demo-unbound"]), "a refused pod was stored");
+    assert!(
+        !cp.exists(&["-n", "demo", "pod", "demo-unbound"]),
+        "a refused pod was stored"
+    );
 }
 
 fn run_guide(cp: &ControlPlane) -> controlplane::Kubectl {
@@ -232,7 +280,13 @@ fn run_guide(cp: &ControlPlane) -> controlplane::Kubectl {
 }
 
 /// A pod manifest in `namespace` for `service_account`, labelled for the webhook.
-fn pod(namespace: &str, name: &str, service_account: &str, annotations: Value, spec: Value) -> String {
+fn pod(
+    namespace: &str,
+    name: &str,
+    service_account: &str,
+    annotations: Value,
+    spec: Value,
+) -> String {
     let mut spec = spec;
     spec["serviceAccountName"] = json!(service_account);
     json!({
@@ -254,8 +308,12 @@ async fn plain_workload_identity_with_init_containers_and_skip_containers() {
     let cp = ControlPlane::from_env();
     let webhook = E2eWebhook::start(&cp, Certs::Provided, &[], &[]).await;
     let ns = cp.namespace("plain");
-    cp.register(&unique("plain"), &webhook, &[&ns]).await;
-    cp.service_account(&ns, "workload", &[("azure.workload.identity/client-id", CLIENT_ID)]);
+    let _registered = cp.register(&unique("plain"), &webhook, &[&ns]).await;
+    cp.service_account(
+        &ns,
+        "workload",
+        &[("azure.workload.identity/client-id", CLIENT_ID)],
+    );
 
     let manifest = pod(
         &ns,
@@ -276,7 +334,11 @@ async fn plain_workload_identity_with_init_containers_and_skip_containers() {
     ]);
     let volume = reserved_volume(&pod);
     assert_token_source(volume, "api://AzureADTokenExchange");
-    assert_eq!(volume["projected"]["sources"].as_array().map(Vec::len), Some(1), "{volume:#}");
+    assert_eq!(
+        volume["projected"]["sources"].as_array().map(Vec::len),
+        Some(1),
+        "{volume:#}"
+    );
     for (list, name) in [("initContainers", "init"), ("containers", "app")] {
         let c = container(&pod, list, name);
         assert_eq!(azure_env(c), expected, "{list} {name}: {pod:#}");
@@ -305,8 +367,12 @@ async fn identity_binding_with_a_config_map_ca_and_with_ca_data() {
 
     for (webhook, kind) in [(&from_config_map, "configmap"), (&from_data, "data")] {
         let ns = cp.namespace(kind);
-        cp.register(&unique(kind), webhook, &[&ns]).await;
-        cp.service_account(&ns, "bound", &[("azure.workload.identity/client-id", CLIENT_ID)]);
+        let _registered = cp.register(&unique(kind), webhook, &[&ns]).await;
+        cp.service_account(
+            &ns,
+            "bound",
+            &[("azure.workload.identity/client-id", CLIENT_ID)],
+        );
         cp.allow_managed_identity(&ns, "bound", CLIENT_ID);
         let manifest = pod(
             &ns,
@@ -333,8 +399,10 @@ async fn identity_binding_with_a_config_map_ca_and_with_ca_data() {
         if kind == "configmap" {
             expected.push(("AZURE_KUBERNETES_CA_FILE".into(), CA_FILE.into()));
             assert!(
-                sources.contains(&json!({"configMap": {"name": "token-proxy-ca",
-                    "items": [{"key": "ca.crt", "path": "ca-cert/ca.crt"}]}})),
+                sources.contains(
+                    &json!({"configMap": {"name": "token-proxy-ca", "optional": false,
+                    "items": [{"key": "ca.crt", "path": "ca-cert/ca.crt"}]}})
+                ),
                 "{volume:#}"
             );
         } else {
@@ -352,8 +420,12 @@ async fn server_dry_run_admits_the_same_way_shows_warnings_and_stores_nothing() 
     let cp = ControlPlane::from_env();
     let webhook = E2eWebhook::start(&cp, Certs::Provided, &[], &[]).await;
     let ns = cp.namespace("dryrun");
-    cp.register(&unique("dryrun"), &webhook, &[&ns]).await;
-    cp.service_account(&ns, "workload", &[("azure.workload.identity/client-id", CLIENT_ID)]);
+    let _registered = cp.register(&unique("dryrun"), &webhook, &[&ns]).await;
+    cp.service_account(
+        &ns,
+        "workload",
+        &[("azure.workload.identity/client-id", CLIENT_ID)],
+    );
 
     // skip-containers naming a container the pod does not have is a warning, not a denial.
     let manifest = pod(
@@ -363,7 +435,10 @@ async fn server_dry_run_admits_the_same_way_shows_warnings_and_stores_nothing() 
         json!({"azure.workload.identity/skip-containers": "no-such-container"}),
         json!({"containers": [busybox("app")]}),
     );
-    let dry = cp.kubectl(&["create", "--dry-run=server", "-o", "json", "-f", "-"], Some(&manifest));
+    let dry = cp.kubectl(
+        &["create", "--dry-run=server", "-o", "json", "-f", "-"],
+        Some(&manifest),
+    );
     assert!(dry.success, "{}", dry.stderr);
     assert!(
         dry.stderr.contains("Warning:") && dry.stderr.contains("no-such-container"),
@@ -371,19 +446,33 @@ async fn server_dry_run_admits_the_same_way_shows_warnings_and_stores_nothing() 
         dry.stderr
     );
     let dry_pod: Value = serde_json::from_str(&dry.stdout).expect("json");
-    assert!(!cp.exists(&["-n", &ns, "pod", "app"]), "a dry run stored the pod");
+    assert!(
+        !cp.exists(&["-n", &ns, "pod", "app"]),
+        "a dry run stored the pod"
+    );
 
     let real = cp.kubectl(&["create", "-o", "json", "-f", "-"], Some(&manifest));
     assert!(real.success, "{}", real.stderr);
     assert!(real.stderr.contains("no-such-container"), "{}", real.stderr);
     let stored = cp.get(&["-n", &ns, "pod", "app"]);
-    for (list, name) in [("containers", "app")] {
-        assert_eq!(
-            container(&dry_pod, list, name),
-            container(&stored, list, name),
-            "dry run and real create differ"
-        );
-    }
+    // The service-account admission plugin names its token volume at random per request, so compare
+    // what this webhook adds.
+    let ours = |pod: &Value| {
+        let app = container(pod, "containers", "app");
+        let mounts: Vec<Value> = app["volumeMounts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| m["mountPath"] == MOUNT_PATH)
+            .cloned()
+            .collect();
+        (env_of(app), mounts)
+    };
+    assert_eq!(
+        ours(&dry_pod),
+        ours(&stored),
+        "dry run and real create differ"
+    );
     assert_eq!(reserved_volume(&dry_pod), reserved_volume(&stored));
 }
 
@@ -394,27 +483,63 @@ async fn service_accounts_created_or_reannotated_after_start_come_through_the_wa
     let cp = ControlPlane::from_env();
     let webhook = E2eWebhook::start(&cp, Certs::Provided, &[], &[]).await;
     let ns = cp.namespace("watch");
-    cp.register(&unique("watch"), &webhook, &[&ns]).await;
-    let api_lookups = |text: &str| metric_sum(text, "azwi_service_account_lookups_total", &["source=\"api\""]);
+    let _registered = cp.register(&unique("watch"), &webhook, &[&ns]).await;
+    let api_lookups = |text: &str| {
+        metric_sum(
+            text,
+            "azwi_service_account_lookups_total",
+            &["source=\"api\""],
+        )
+    };
     let api_before = api_lookups(&webhook.running.metrics().await);
 
-    cp.service_account(&ns, "late", &[("azure.workload.identity/client-id", CLIENT_ID)]);
-    // Seen through the watch: the cache's object count includes it within seconds. The gauge is
-    // refreshed periodically, so the pod itself is the proof that matters: it must come from the
-    // cache, not from a GET.
+    let cached = |text: &str| metric_sum(text, "azwi_service_account_cache_objects", &[]);
+    let cached_before = cached(&webhook.running.metrics().await);
+    cp.service_account(
+        &ns,
+        "late",
+        &[("azure.workload.identity/client-id", CLIENT_ID)],
+    );
+    // The watch delivers it: the cache's object count (a gauge refreshed every 10 s) goes up
+    // without any pod asking for it.
+    let mut cached_now = cached_before;
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    while cached_now <= cached_before && std::time::Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        cached_now = cached(&webhook.running.metrics().await);
+    }
+    assert!(
+        cached_now > cached_before,
+        "the watch never delivered the new service account"
+    );
     let create = |name: &str| {
-        let manifest = pod(&ns, name, "late", json!({}), json!({"containers": [busybox("app")]}));
+        let manifest = pod(
+            &ns,
+            name,
+            "late",
+            json!({}),
+            json!({"containers": [busybox("app")]}),
+        );
         cp.ok(&["apply", "-f", "-"], Some(&manifest));
         cp.get(&["-n", &ns, "pod", name])
     };
-    // Give the watch event a moment to land before the pod (a human is never faster than this).
-    tokio::time::sleep(Duration::from_millis(500)).await;
     let first = create("first");
-    assert_eq!(azure_env(container(&first, "containers", "app"))[0].1, CLIENT_ID, "{first:#}");
+    assert_eq!(
+        azure_env(container(&first, "containers", "app"))[0].1,
+        CLIENT_ID,
+        "{first:#}"
+    );
 
     cp.ok(
-        &["-n", &ns, "annotate", "sa", "late", "--overwrite",
-          &format!("azure.workload.identity/client-id={OTHER_CLIENT_ID}")],
+        &[
+            "-n",
+            &ns,
+            "annotate",
+            "sa",
+            "late",
+            "--overwrite",
+            &format!("azure.workload.identity/client-id={OTHER_CLIENT_ID}"),
+        ],
         None,
     );
     let mut n = 0;
@@ -424,11 +549,24 @@ async fn service_accounts_created_or_reannotated_after_start_come_through_the_wa
         azure_env(container(&pod, "containers", "app"))[0].1 == OTHER_CLIENT_ID
     })
     .await;
-    assert!(updated, "the new client ID never reached the webhook:\n{}", webhook.running.log());
-    let api_after = api_lookups(&webhook.running.metrics().await);
-    assert_eq!(api_after, api_before, "a pod needed a live GET: the watch did not deliver");
     assert!(
-        webhook.metric("azwi_service_account_lookups_total", &["source=\"cache\"", "result=\"hit\""]).await >= 2
+        updated,
+        "the new client ID never reached the webhook:\n{}",
+        webhook.running.log()
+    );
+    let api_after = api_lookups(&webhook.running.metrics().await);
+    assert_eq!(
+        api_after, api_before,
+        "a pod needed a live GET: the watch did not deliver"
+    );
+    assert!(
+        webhook
+            .metric(
+                "azwi_service_account_lookups_total",
+                &["source=\"cache\"", "result=\"hit\""]
+            )
+            .await
+            >= 2
     );
 }
 
@@ -438,13 +576,23 @@ async fn service_accounts_created_or_reannotated_after_start_come_through_the_wa
 async fn proxy_sidecar_is_native_on_a_current_server() {
     let cp = ControlPlane::from_env();
     let env = [
-        ("PROXY_IMAGE", "mcr.microsoft.com/oss/azure/workload-identity/proxy:v1.6.0"),
-        ("PROXY_INIT_IMAGE", "mcr.microsoft.com/oss/azure/workload-identity/proxy-init:v1.6.0"),
+        (
+            "PROXY_IMAGE",
+            "mcr.microsoft.com/oss/azure/workload-identity/proxy:v1.6.0",
+        ),
+        (
+            "PROXY_INIT_IMAGE",
+            "mcr.microsoft.com/oss/azure/workload-identity/proxy-init:v1.6.0",
+        ),
     ];
     let webhook = E2eWebhook::start(&cp, Certs::Provided, &[], &env).await;
     let ns = cp.namespace("proxy");
-    cp.register(&unique("proxy"), &webhook, &[&ns]).await;
-    cp.service_account(&ns, "workload", &[("azure.workload.identity/client-id", CLIENT_ID)]);
+    let _registered = cp.register(&unique("proxy"), &webhook, &[&ns]).await;
+    cp.service_account(
+        &ns,
+        "workload",
+        &[("azure.workload.identity/client-id", CLIENT_ID)],
+    );
     let manifest = pod(
         &ns,
         "app",
@@ -462,13 +610,24 @@ async fn proxy_sidecar_is_native_on_a_current_server() {
             .map(|c| c["name"].as_str().unwrap_or_default().to_owned())
             .collect()
     };
-    assert_eq!(names("initContainers"), ["azwi-proxy", "setup", "azwi-proxy-init"], "{pod:#}");
+    assert_eq!(
+        names("initContainers"),
+        ["azwi-proxy", "setup", "azwi-proxy-init"],
+        "{pod:#}"
+    );
     assert_eq!(names("containers"), ["app"], "{pod:#}");
     let proxy = container(&pod, "initContainers", "azwi-proxy");
-    assert_eq!(proxy["restartPolicy"], "Always", "native sidecar: {proxy:#}");
+    assert_eq!(
+        proxy["restartPolicy"], "Always",
+        "native sidecar: {proxy:#}"
+    );
     assert_untouched(proxy);
     assert_untouched(container(&pod, "initContainers", "azwi-proxy-init"));
-    assert_eq!(azure_env(container(&pod, "containers", "app")).len(), 4, "{pod:#}");
+    assert_eq!(
+        azure_env(container(&pod, "containers", "app")).len(),
+        4,
+        "{pod:#}"
+    );
 }
 
 /// Adds a container named `added-later` to every pod that lacks one: a second webhook that runs
@@ -506,7 +665,9 @@ impl azwi_webhook::review::ReviewHandler for AddContainer {
     }
 }
 
-#[tokio::test]
+// Multi-threaded: the adder webhook runs in this process and must answer while a worker blocks on
+// kubectl.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_container_added_by_a_later_webhook_is_injected_on_reinvocation_without_duplicates() {
     use azwi_webhook::server::{router, Readiness, ServeOptions};
     let cp = ControlPlane::from_env();
@@ -514,7 +675,7 @@ async fn a_container_added_by_a_later_webhook_is_injected_on_reinvocation_withou
     let ns = cp.namespace("reinvoke");
     // Webhooks run in the order of their configurations' names: ours first, then the adder.
     let ours = unique("a-reinvoke");
-    cp.register(&ours, &webhook, &[&ns]).await;
+    let _registered = cp.register(&ours, &webhook, &[&ns]).await;
 
     let adder_pki = tls_support::generate_ca_and_leaf(&[controlplane::WEBHOOK_HOST]);
     let adder = tls_support::TestServer::start(
@@ -523,18 +684,42 @@ async fn a_container_added_by_a_later_webhook_is_injected_on_reinvocation_withou
         Readiness::new(),
         ServeOptions::default(),
     );
-    let adder_url = format!("https://{}:{}/mutate", controlplane::WEBHOOK_HOST, adder.addr.port());
-    cp.register_url(&unique("z-reinvoke-adder"), &adder_url, Some(&adder_pki.ca.pem), &[&ns]);
+    let adder_url = format!(
+        "https://{}:{}/mutate-v1-pod",
+        controlplane::WEBHOOK_HOST,
+        adder.addr.port()
+    );
+    let _adder_registered = cp.register_url(
+        &unique("z-reinvoke-adder"),
+        &adder_url,
+        Some(&adder_pki.ca.pem),
+        &[&ns],
+    );
 
-    cp.service_account(&ns, "workload", &[("azure.workload.identity/client-id", CLIENT_ID)]);
-    let manifest = pod(&ns, "app", "workload", json!({}), json!({"containers": [busybox("app")]}));
+    cp.service_account(
+        &ns,
+        "workload",
+        &[("azure.workload.identity/client-id", CLIENT_ID)],
+    );
+    let manifest = pod(
+        &ns,
+        "app",
+        "workload",
+        json!({}),
+        json!({"containers": [busybox("app")]}),
+    );
     // The adder's configuration takes effect a moment after it is written.
+    let mut last = String::new();
     let added = poll(Duration::from_secs(30), || {
-        let dry = cp.kubectl(&["create", "--dry-run=server", "-o", "json", "-f", "-"], Some(&manifest));
+        let dry = cp.kubectl(
+            &["create", "--dry-run=server", "-o", "json", "-f", "-"],
+            Some(&manifest),
+        );
+        last = dry.stderr;
         dry.success && dry.stdout.contains("added-later")
     })
     .await;
-    assert!(added, "the adder webhook never took effect");
+    assert!(added, "the adder webhook never took effect: {last}");
     cp.ok(&["apply", "-f", "-"], Some(&manifest));
     let pod = cp.get(&["-n", &ns, "pod", "app"]);
 
@@ -553,7 +738,11 @@ async fn a_container_added_by_a_later_webhook_is_injected_on_reinvocation_withou
         );
         assert_mounted(c, volume);
     }
-    assert_eq!(pod["spec"]["containers"].as_array().map(Vec::len), Some(2), "{pod:#}");
+    assert_eq!(
+        pod["spec"]["containers"].as_array().map(Vec::len),
+        Some(2),
+        "{pod:#}"
+    );
 }
 
 /// Self-managed certificates with the shipped names and RBAC: the first replica creates the Secret
@@ -564,27 +753,48 @@ async fn self_managed_certificates_are_created_published_trusted_and_reused_by_a
     use controlplane::{SHIPPED_SECRET, SHIPPED_WEBHOOK_CONFIG, WEBHOOK_NAMESPACE};
     let cp = ControlPlane::from_env();
     let ns = cp.namespace("selfmanaged");
-    cp.service_account(&ns, "workload", &[("azure.workload.identity/client-id", CLIENT_ID)]);
+    cp.service_account(
+        &ns,
+        "workload",
+        &[("azure.workload.identity/client-id", CLIENT_ID)],
+    );
     // Registered as the manifests install it: empty caBundle, the webhook not yet running.
     let unreachable = format!("https://{}:1/mutate-v1-pod", controlplane::WEBHOOK_HOST);
     let registration = cp.register_url(SHIPPED_WEBHOOK_CONFIG, &unreachable, None, &[&ns]);
 
     let first = E2eWebhook::start(&cp, Certs::SelfManaged, &[], &[]).await;
     let secret = cp.get(&["-n", WEBHOOK_NAMESPACE, "secret", SHIPPED_SECRET]);
-    let ca = secret["data"]["ca.crt"].as_str().expect("ca.crt in the Secret").to_owned();
+    let ca = secret["data"]["ca.crt"]
+        .as_str()
+        .expect("ca.crt in the Secret")
+        .to_owned();
     for key in ["tls.crt", "tls.key"] {
         assert!(secret["data"][key].is_string(), "{key}: {secret:#}");
     }
     let mwc = cp.get(&["mutatingwebhookconfiguration", SHIPPED_WEBHOOK_CONFIG]);
-    assert_eq!(mwc["webhooks"][0]["clientConfig"]["caBundle"], json!(ca), "CA published");
+    assert_eq!(
+        mwc["webhooks"][0]["clientConfig"]["caBundle"],
+        json!(ca),
+        "CA published"
+    );
 
     registration.set_url(&cp, &first.url());
     registration.wait_active(&cp, &first).await;
     let create = |name: &str| {
-        let manifest = pod(&ns, name, "workload", json!({}), json!({"containers": [busybox("app")]}));
+        let manifest = pod(
+            &ns,
+            name,
+            "workload",
+            json!({}),
+            json!({"containers": [busybox("app")]}),
+        );
         cp.ok(&["apply", "-f", "-"], Some(&manifest));
         let pod = cp.get(&["-n", &ns, "pod", name]);
-        assert_eq!(azure_env(container(&pod, "containers", "app")).len(), 4, "{pod:#}");
+        assert_eq!(
+            azure_env(container(&pod, "containers", "app")).len(),
+            4,
+            "{pod:#}"
+        );
     };
     create("through-first");
 
@@ -609,33 +819,73 @@ async fn mutual_tls_with_the_api_server() {
     let trusted = format!("--client-ca-file={}", cp.admission_client_ca.display());
     let webhook = E2eWebhook::start(&cp, Certs::Provided, &[&trusted], &[]).await;
     let ns = cp.namespace("mtls");
-    cp.register(&unique("mtls"), &webhook, &[&ns]).await;
-    cp.service_account(&ns, "workload", &[("azure.workload.identity/client-id", CLIENT_ID)]);
-    let manifest = pod(&ns, "app", "workload", json!({}), json!({"containers": [busybox("app")]}));
+    let _registered = cp.register(&unique("mtls"), &webhook, &[&ns]).await;
+    cp.service_account(
+        &ns,
+        "workload",
+        &[("azure.workload.identity/client-id", CLIENT_ID)],
+    );
+    let manifest = pod(
+        &ns,
+        "app",
+        "workload",
+        json!({}),
+        json!({"containers": [busybox("app")]}),
+    );
     cp.ok(&["apply", "-f", "-"], Some(&manifest));
     let stored = cp.get(&["-n", &ns, "pod", "app"]);
-    assert_eq!(azure_env(container(&stored, "containers", "app")).len(), 4, "{stored:#}");
+    assert_eq!(
+        azure_env(container(&stored, "containers", "app")).len(),
+        4,
+        "{stored:#}"
+    );
 
     let other_ca = tls_support::generate_ca_and_leaf(&["unrelated"]);
     let untrusted = format!("--client-ca-file={}", other_ca.ca_path().display());
     let strict = E2eWebhook::start(&cp, Certs::Provided, &[&untrusted], &[]).await;
     let ns = cp.namespace("mtls-refused");
-    let registration = cp.register_url(&unique("mtls-refused"), &strict.url(), Some(strict.ca_pem()), &[&ns]);
-    cp.service_account(&ns, "workload", &[("azure.workload.identity/client-id", CLIENT_ID)]);
+    let registration = cp.register_url(
+        &unique("mtls-refused"),
+        &strict.url(),
+        Some(strict.ca_pem()),
+        &[&ns],
+    );
+    cp.service_account(
+        &ns,
+        "workload",
+        &[("azure.workload.identity/client-id", CLIENT_ID)],
+    );
     let refused = poll(Duration::from_secs(30), || {
         let out = registration.probe(&cp);
         !out.success && out.stderr.contains("failed calling webhook")
     })
     .await;
-    assert!(refused, "the probe never failed through the refusing webhook");
-    let manifest = pod(&ns, "app", "workload", json!({}), json!({"containers": [busybox("app")]}));
-    let out = cp.kubectl(&["apply", "-f", "-"], Some(&manifest));
-    assert!(!out.success, "admitted through a webhook that refuses the API server");
     assert!(
-        out.stderr.contains("failed calling webhook \"mutation.azure-workload-identity.io\""),
+        refused,
+        "the probe never failed through the refusing webhook"
+    );
+    let manifest = pod(
+        &ns,
+        "app",
+        "workload",
+        json!({}),
+        json!({"containers": [busybox("app")]}),
+    );
+    let out = cp.kubectl(&["apply", "-f", "-"], Some(&manifest));
+    assert!(
+        !out.success,
+        "admitted through a webhook that refuses the API server"
+    );
+    assert!(
+        out.stderr
+            .contains("failed calling webhook \"mutation.azure-workload-identity.io\""),
         "{}",
         out.stderr
     );
     assert!(!cp.exists(&["-n", &ns, "pod", "app"]));
-    assert_eq!(strict.reviews().await, 0, "no review got through the handshake");
+    assert_eq!(
+        strict.reviews().await,
+        0,
+        "no review got through the handshake"
+    );
 }

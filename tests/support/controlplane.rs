@@ -4,6 +4,8 @@
 //!
 //! Tests share one kube-apiserver and run in parallel, so each works in namespaces of its own and
 //! registers its own webhook configuration, selecting only those namespaces.
+// Each test binary uses a part of this module.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -18,7 +20,8 @@ use super::tls_support::{generate_ca_and_leaf, TestPki};
 
 /// Where the webhook's Service DNS name resolves to loopback for kube-apiserver (e2e/cluster.sh).
 pub const WEBHOOK_NAMESPACE: &str = "azure-workload-identity-system";
-pub const WEBHOOK_HOST: &str = "azure-wi-webhook-webhook-service.azure-workload-identity-system.svc";
+pub const WEBHOOK_HOST: &str =
+    "azure-wi-webhook-webhook-service.azure-workload-identity-system.svc";
 /// The name the shipped RBAC lets the webhook patch (manifests/base/rbac.yaml).
 pub const SHIPPED_WEBHOOK_CONFIG: &str = "azure-wi-webhook-mutating-webhook-configuration";
 pub const SHIPPED_SECRET: &str = "azure-wi-webhook-server-cert";
@@ -40,7 +43,6 @@ pub struct ControlPlane {
     pub webhook_kubeconfig: PathBuf,
     pub admission_client_ca: PathBuf,
     pub webhook_bin: PathBuf,
-    pub apiserver: String,
     kubectl: PathBuf,
 }
 
@@ -76,7 +78,6 @@ impl ControlPlane {
             webhook_kubeconfig: env_path("AZWI_E2E_WEBHOOK_KUBECONFIG"),
             admission_client_ca: env_path("AZWI_E2E_ADMISSION_CLIENT_CA"),
             webhook_bin: env_path("AZWI_E2E_WEBHOOK_BIN"),
-            apiserver: env_path("AZWI_E2E_APISERVER").display().to_string(),
             kubectl: env_path("AZWI_E2E_BIN_DIR").join("kubectl"),
         }
     }
@@ -86,19 +87,29 @@ impl ControlPlane {
         self.kubectl_with_env(args, stdin, &[])
     }
 
-    pub fn kubectl_with_env(&self, args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Kubectl {
+    pub fn kubectl_with_env(
+        &self,
+        args: &[&str],
+        stdin: Option<&str>,
+        env: &[(&str, &str)],
+    ) -> Kubectl {
         let mut cmd = Command::new(&self.kubectl);
         cmd.args(args)
             .env("KUBECONFIG", &self.kubeconfig)
             .envs(env.iter().copied())
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn kubectl");
         if let Some(input) = stdin {
             use std::io::Write;
             let mut pipe = child.stdin.take().expect("stdin");
-            pipe.write_all(input.as_bytes()).expect("write kubectl stdin");
+            pipe.write_all(input.as_bytes())
+                .expect("write kubectl stdin");
         }
         child.wait_with_output().expect("kubectl output").into()
     }
@@ -128,7 +139,11 @@ impl ControlPlane {
         all.extend_from_slice(args);
         let out = self.kubectl(&all, None);
         if !out.success {
-            assert!(out.stderr.contains("NotFound"), "kubectl get {args:?}: {}", out.stderr);
+            assert!(
+                out.stderr.contains("NotFound"),
+                "kubectl get {args:?}: {}",
+                out.stderr
+            );
         }
         out.success
     }
@@ -145,8 +160,18 @@ impl ControlPlane {
     pub fn service_account(&self, namespace: &str, name: &str, annotations: &[(&str, &str)]) {
         self.ok(&["-n", namespace, "create", "serviceaccount", name], None);
         if !annotations.is_empty() {
-            let mut args = vec!["-n", namespace, "annotate", "serviceaccount", name, "--overwrite"];
-            let pairs: Vec<String> = annotations.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let mut args = vec![
+                "-n",
+                namespace,
+                "annotate",
+                "serviceaccount",
+                name,
+                "--overwrite",
+            ];
+            let pairs: Vec<String> = annotations
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             args.extend(pairs.iter().map(String::as_str));
             self.ok(&args, None);
         }
@@ -179,8 +204,14 @@ subjects:
     /// (v1, failurePolicy Fail, reinvocationPolicy IfNeeded, objectSelector on
     /// `azure.workload.identity/use`), reached by URL on loopback and limited to `namespaces`, and
     /// waits until kube-apiserver calls it.
-    pub async fn register(&self, name: &str, webhook: &E2eWebhook, namespaces: &[&str]) -> Registration {
-        let registration = self.register_url(name, &webhook.url(), Some(webhook.ca_pem()), namespaces);
+    pub async fn register(
+        &self,
+        name: &str,
+        webhook: &E2eWebhook,
+        namespaces: &[&str],
+    ) -> Registration {
+        let registration =
+            self.register_url(name, &webhook.url(), Some(webhook.ca_pem()), namespaces);
         registration.wait_active(self, webhook).await;
         registration
     }
@@ -205,14 +236,36 @@ subjects:
         Registration {
             name: name.to_owned(),
             probe,
+            kubectl: self.kubectl.clone(),
+            kubeconfig: self.kubeconfig.clone(),
         }
     }
 }
 
-/// A registered MutatingWebhookConfiguration.
+/// A registered MutatingWebhookConfiguration, deleted when dropped: webhooks of a test that has
+/// ended are gone, and a configuration pointing at them would fail every later pod it selects.
+#[must_use = "the configuration is deleted when this is dropped"]
 pub struct Registration {
     pub name: String,
     probe: String,
+    kubectl: PathBuf,
+    kubeconfig: PathBuf,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.kubectl)
+            .args([
+                "delete",
+                "mutatingwebhookconfiguration",
+                &self.name,
+                "--ignore-not-found",
+            ])
+            .env("KUBECONFIG", &self.kubeconfig)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
 }
 
 impl Registration {
@@ -222,7 +275,14 @@ impl Registration {
             {"op": "replace", "path": "/webhooks/0/clientConfig/url", "value": url}
         ]);
         cp.ok(
-            &["patch", "mutatingwebhookconfiguration", &self.name, "--type=json", "-p", &patch.to_string()],
+            &[
+                "patch",
+                "mutatingwebhookconfiguration",
+                &self.name,
+                "--type=json",
+                "-p",
+                &patch.to_string(),
+            ],
             None,
         );
     }
@@ -232,7 +292,10 @@ impl Registration {
         let pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"generateName":"probe-",
             "labels":{"azure.workload.identity/use":"true"}},
             "spec":{"serviceAccountName":"probe","containers":[{"name":"c","image":"busybox"}]}}"#;
-        cp.kubectl(&["-n", &self.probe, "create", "--dry-run=server", "-f", "-"], Some(pod))
+        cp.kubectl(
+            &["-n", &self.probe, "create", "--dry-run=server", "-f", "-"],
+            Some(pod),
+        )
     }
 
     /// kube-apiserver loads webhook configurations through an informer, so a new one takes effect a
@@ -257,7 +320,12 @@ impl Registration {
 }
 
 /// The MutatingWebhookConfiguration of manifests/base, pointed at `url` and limited to `namespaces`.
-pub fn webhook_configuration(name: &str, url: &str, ca_bundle: Option<&str>, namespaces: &[&str]) -> String {
+pub fn webhook_configuration(
+    name: &str,
+    url: &str,
+    ca_bundle: Option<&str>,
+    namespaces: &[&str],
+) -> String {
     use base64::Engine as _;
     let bundle = ca_bundle
         .map(|pem| base64::engine::general_purpose::STANDARD.encode(pem))
@@ -315,7 +383,12 @@ pub struct E2eWebhook {
 impl E2eWebhook {
     /// Starts `azwi-webhook serve` with `args` and `env` on top of the tenant, the webhook's own
     /// kubeconfig and `POD_NAMESPACE`, and waits until it is ready.
-    pub async fn start(cp: &ControlPlane, certs: Certs, args: &[&str], env: &[(&str, &str)]) -> Self {
+    pub async fn start(
+        cp: &ControlPlane,
+        certs: Certs,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let dir = TempDir::new().expect("tempdir");
         let (pki, mut all_args) = match certs {
             Certs::Provided => {
@@ -328,7 +401,10 @@ impl E2eWebhook {
             }
             Certs::SelfManaged => {
                 let cert_dir = dir.path().join("certs");
-                (None, vec![format!("--webhook-cert-dir={}", cert_dir.display())])
+                (
+                    None,
+                    vec![format!("--webhook-cert-dir={}", cert_dir.display())],
+                )
             }
         };
         all_args.push("--log-level=info".to_owned());
@@ -341,7 +417,14 @@ impl E2eWebhook {
             ("POD_NAMESPACE", WEBHOOK_NAMESPACE),
         ];
         all_env.extend_from_slice(env);
-        let running = start_serve(&cp.webhook_bin, dir.path(), &all_args, &all_env, Duration::from_secs(60)).await;
+        let running = start_serve(
+            &cp.webhook_bin,
+            dir.path(),
+            &all_args,
+            &all_env,
+            Duration::from_secs(60),
+        )
+        .await;
         Self {
             running,
             pki,
@@ -351,7 +434,10 @@ impl E2eWebhook {
 
     /// The URL kube-apiserver dials: the Service DNS name (mapped to loopback) and our port.
     pub fn url(&self) -> String {
-        format!("https://{WEBHOOK_HOST}:{}/mutate-v1-pod", self.running.webhook.port())
+        format!(
+            "https://{WEBHOOK_HOST}:{}/mutate-v1-pod",
+            self.running.webhook.port()
+        )
     }
 
     /// The CA that signed the provided serving certificate.
@@ -361,7 +447,11 @@ impl E2eWebhook {
 
     /// Admission reviews answered so far (`azwi_admission_requests_total`, all outcomes).
     pub async fn reviews(&self) -> u64 {
-        metric_sum(&self.running.metrics().await, "azwi_admission_requests_total", &[])
+        metric_sum(
+            &self.running.metrics().await,
+            "azwi_admission_requests_total",
+            &[],
+        )
     }
 
     /// Sum of the samples of `family` whose labels include every `label="value"` of `labels`.
@@ -397,6 +487,8 @@ pub async fn poll(within: Duration, mut check: impl FnMut() -> bool) -> bool {
 
 /// Reads a file the suite keeps beside the tests.
 pub fn test_data(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e_data").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/e2e_data")
+        .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }

@@ -1,5 +1,7 @@
 //! The `azwi-webhook serve` binary as a child process: free loopback ports, a log file instead of a
 //! pipe, readiness polling with a deadline, and a guard that never leaves the child running.
+// Each test binary uses a part of this module.
+#![allow(dead_code)]
 
 use std::ffi::OsStr;
 use std::net::{SocketAddr, TcpListener};
