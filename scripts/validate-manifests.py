@@ -487,8 +487,8 @@ def check_deployment(c: Checker, defaults: bool) -> Tuple[Optional[dict], Option
         if c.expect(len(mounts) == 1, dep, f"--disable-cert-rotation needs a volume mounted at {cert_dir}"):
             c.expect(mounts[0].get("readOnly") is True, dep, f"{cert_dir} mount must be readOnly")
             vols = [v for v in pod.get("volumes") or [] if v.get("name") == mounts[0].get("name")]
-            c.expect(len(vols) == 1 and dig(vols[0], "secret", "secretName") == CERT_SECRET, dep,
-                     f"{cert_dir} must be Secret {CERT_SECRET}")
+            c.expect(len(vols) == 1 and bool(dig(vols[0], "secret", "secretName")), dep,
+                     f"{cert_dir} must be a Secret volume")
     else:
         # Self-managed: the webhook reads the Secret through the API. Mounting it would put the CA
         # private key (ca.key) on the node's disk for nothing.
@@ -781,7 +781,10 @@ def check_cert_manager(c: Checker, dep: Optional[dict], flags: Dict[str, Optiona
         return
     cert = cert[0]
     spec = cert.get("spec") or {}
-    c.expect(spec.get("secretName") == CERT_SECRET, cert, f"secretName must be {CERT_SECRET} (mounted at /certs)")
+    mounted = [dig(v, "secret", "secretName") for v in dig(dep, "spec", "template", "spec", "volumes", default=[]) or []
+               if v.get("name") == "cert"]
+    c.expect(spec.get("secretName") == CERT_SECRET and mounted == [CERT_SECRET], cert,
+             f"secretName must be {CERT_SECRET}, the Secret mounted at /certs")
     c.expect(f"{SERVICE}.{c.namespace}.svc" in (spec.get("dnsNames") or []), cert,
              f"dnsNames must contain {SERVICE}.{c.namespace}.svc (the name the API server dials)")
     c.expect(not spec.get("isCA"), cert, "the serving certificate must not be a CA")
@@ -922,8 +925,8 @@ def render_target(name: str, path: Optional[str]) -> List[dict]:
 
 
 def run_checks(name: str, objects: List[dict], profiles: List[str], versions: List[str],
-               schemas: bool = True) -> List[str]:
-    c = Checker(name, objects)
+               schemas: bool = True, namespace: str = NAMESPACE) -> List[str]:
+    c = Checker(name, objects, namespace)
     steps: List[Tuple[str, Callable[[], None]]] = []
     if schemas:
         steps.append(("schema validation", lambda: check_schemas(c, versions)))

@@ -79,9 +79,14 @@ empty, and refuses to start when exactly one is.
 {{- end }}
 {{- end }}
 
+{{/* --rbac-check; YAML reads an unquoted `off` as false. */}}
+{{- define "azwi.rbacCheck" -}}
+{{- if eq (toString .Values.rbacCheck) "false" }}off{{ else }}{{ .Values.rbacCheck }}{{ end }}
+{{- end }}
+
 {{/* The SubjectAccessReview permission is needed only when the webhook runs the RBAC check. */}}
 {{- define "azwi.needsSubjectAccessReview" -}}
-{{- if and (include "azwi.identityBinding" .) (ne .Values.rbacCheck "off") }}true{{ end }}
+{{- if and (include "azwi.identityBinding" .) (ne (include "azwi.rbacCheck" .) "off") }}true{{ end }}
 {{- end }}
 
 {{/* The port of a Go-style listen address (`:PORT`, `HOST:PORT`, `[IPv6]:PORT`). */}}
