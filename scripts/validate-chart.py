@@ -529,6 +529,8 @@ def main_check(helms: Dict[str, str], versions: List[str]) -> int:
         out = subprocess.run([helm, "lint", "--strict", CHART, "--set", "azureTenantID=x"], capture_output=True, text=True)
         if out.returncode != 0:
             errors.append(f"helm {version} lint --strict failed:\n{out.stdout}{out.stderr}")
+        else:
+            print(f"  helm {version} lint --strict: ok")
     for name, values_file, release, namespace, profiles in CASES:
         path = os.path.join(CASES_DIR, values_file)
         try:

@@ -92,8 +92,8 @@ empty, and refuses to start when exactly one is.
 {{/* The port of a Go-style listen address (`:PORT`, `HOST:PORT`, `[IPv6]:PORT`). */}}
 {{- define "azwi.addrPort" -}}
 {{- $port := regexReplaceAll "^.*:" . "" }}
-{{- if not (regexMatch "^[0-9]{1,5}$" $port) }}
-{{- fail (printf "listen address %q: expected :PORT or HOST:PORT" .) }}
+{{- if or (not (regexMatch "^[0-9]{1,5}$" $port)) (lt ($port | int) 1) (gt ($port | int) 65535) }}
+{{- fail (printf "listen address %q: expected :PORT or HOST:PORT with a port from 1 to 65535" .) }}
 {{- end }}
 {{- $port | int }}
 {{- end }}
