@@ -445,6 +445,21 @@ def check_values_docs(values: dict, schema: dict, readme: str) -> List[str]:
     return errors
 
 
+def check_versions(values: dict) -> List[str]:
+    """The chart's appVersion is the crate's version, and the default image is that release."""
+    errors = []
+    chart = load_yaml(os.path.join(CHART, "Chart.yaml"))
+    with open(os.path.join(REPO_ROOT, "Cargo.toml")) as f:
+        m = re.search(r'^\[package\][^\[]*?^version\s*=\s*"([^"]+)"', f.read(), re.M | re.S)
+    crate = m.group(1) if m else None
+    if chart.get("appVersion") != crate:
+        errors.append(f"Chart.yaml: appVersion {chart.get('appVersion')!r} is not the crate's version {crate!r}")
+    if str(get_path(values, "image.release")) != chart.get("appVersion"):
+        errors.append(f"values.yaml: image.release {get_path(values, 'image.release')!r} is not appVersion "
+                      f"{chart.get('appVersion')!r}")
+    return errors
+
+
 def check_upstream_file(values_defaults: dict) -> List[str]:
     """upstream-full.yaml sets every upstream key away from its default (the exclusive ones
     elsewhere), so that check_values_applied proves each one is applied."""
@@ -524,7 +539,7 @@ def main_check(helms: Dict[str, str], versions: List[str]) -> int:
     schema = load_yaml(os.path.join(CHART, "values.schema.json"))
     with open(README) as f:
         readme = f.read()
-    errors = check_values_docs(defaults, schema, readme) + check_upstream_file(defaults)
+    errors = check_values_docs(defaults, schema, readme) + check_upstream_file(defaults) + check_versions(defaults)
     for version, helm in helms.items():
         out = subprocess.run([helm, "lint", "--strict", CHART, "--set", "azureTenantID=x"], capture_output=True, text=True)
         if out.returncode != 0:
