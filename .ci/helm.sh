@@ -9,7 +9,9 @@
 #    e2e/helm/cases/ rendered with both (same objects), validated in strict mode against the
 #    Kubernetes schemas, put through the property checks of scripts/validate-manifests.py, and
 #    checked value by value; every file in e2e/helm/bad/ refused with its message; values.yaml,
-#    values.schema.json and the README's table of values in agreement; then its self-test;
+#    values.schema.json and the README's table of values in agreement; with the webhook binary
+#    built (target/release/azwi-webhook, or AZWI_WEBHOOK_BINARY), also that the binary accepts
+#    each rendered set of arguments and environment; then its self-test;
 # 3. manifests/ is what the chart renders (scripts/render-manifests.py --check).
 #
 # Needs go and python3 (kubernetes-validate is installed by scripts/kv-python.sh).
@@ -20,10 +22,18 @@ bin="$(e2e/helm/build.sh)"
 PY="$(scripts/kv-python.sh)"
 echo "helm: $("$bin/helm" version --short) and $("$bin/helm3" version --short)"
 
-"$PY" scripts/validate-chart.py --helm "$bin/helm" --helm3 "$bin/helm3"
-"$PY" scripts/validate-chart.py --helm "$bin/helm" --helm3 "$bin/helm3" --self-test >/dev/null || {
+check=(scripts/validate-chart.py --helm "$bin/helm" --helm3 "$bin/helm3")
+webhook="${AZWI_WEBHOOK_BINARY:-target/release/azwi-webhook}"
+if [[ -x "$webhook" ]]; then
+  check+=(--binary "$webhook")
+else
+  echo "helm: $webhook not built: the rendered configurations are not run through the binary"
+fi
+
+"$PY" "${check[@]}"
+"$PY" "${check[@]}" --self-test >/dev/null || {
   # Re-run verbosely so the log shows which broken variant slipped through.
-  "$PY" scripts/validate-chart.py --helm "$bin/helm" --helm3 "$bin/helm3" --self-test
+  "$PY" "${check[@]}" --self-test
   exit 1
 }
 echo "helm: self-test passed (broken renders are caught)"

@@ -342,6 +342,31 @@ def dig_dict(obj: Any, *path: Any) -> dict:
     return found if isinstance(found, dict) else {}
 
 
+def check_binary(c: vm.Checker, binary: str) -> None:
+    """The webhook binary accepts the rendered arguments and environment: it gets past its
+    configuration checks (which exit with status 2 naming the flag or variable) and stops at the
+    next step, the Kubernetes client, for want of a cluster. Listen ports become 0 so nothing
+    binds a fixed port."""
+    dep = next(iter(c.find("Deployment", vm.DEPLOYMENT, c.namespace)), None)
+    cm = next(iter(c.find("ConfigMap", vm.CONFIGMAP, c.namespace)), None)
+    if dep is None or cm is None:
+        return
+    ctr = next((x for x in vm.dig(dep, "spec", "template", "spec", "containers", default=[]) or []
+                if x.get("name") == vm.CONTAINER), {})
+    args = [re.sub(r"^(--(?:webhook|health|metrics)-addr=.*:)[0-9]+$", r"\g<1>0", a) for a in ctr.get("args") or []]
+    env = {k: str(v) for k, v in (cm.get("data") or {}).items()}
+    env.update({e["name"]: e["value"] for e in ctr.get("env") or [] if "value" in e})
+    env.update({"POD_NAMESPACE": c.namespace, "KUBECONFIG": "/nonexistent/kubeconfig", "HOME": "/nonexistent",
+                "PATH": os.environ.get("PATH", "/usr/bin")})
+    try:
+        out = subprocess.run([binary, *args], env=env, capture_output=True, text=True, timeout=10)
+    except subprocess.TimeoutExpired:
+        return  # still serving: the configuration was accepted
+    last = (out.stderr.strip().splitlines() or [""])[-1]
+    c.expect(out.returncode != 2, dep, f"the webhook binary refuses the rendered configuration: {last}")
+    c.expect("Kubernetes client" in last, dep, f"the webhook binary stopped before its Kubernetes client: {last}")
+
+
 # ---------------------------------------------------------------------------------------------
 # Values file, schema and README agree
 
@@ -499,11 +524,14 @@ def render_case(helms: Dict[str, str], release: str, namespace: str, values_file
 
 
 def run_case(name: str, objects: List[dict], values: dict, release: str, namespace: str,
-             profiles: List[str], versions: List[str], schemas: bool = True) -> List[str]:
+             profiles: List[str], versions: List[str], schemas: bool = True,
+             binary: Optional[str] = None) -> List[str]:
     errs = vm.run_checks(name, objects, profiles, versions, schemas=schemas, namespace=namespace)
     c = vm.Checker(name, objects, namespace)
     try:
         check_values_applied(c, values, release)
+        if binary:
+            check_binary(c, binary)
     except Exception as e:  # malformed render must fail the check, never crash it
         c.fail(None, f"values check stopped on malformed input: {type(e).__name__}: {e}")
     return errs + c.errors
@@ -534,7 +562,7 @@ def check_bad(helms: Dict[str, str]) -> List[str]:
     return errors
 
 
-def main_check(helms: Dict[str, str], versions: List[str]) -> int:
+def main_check(helms: Dict[str, str], versions: List[str], binary: Optional[str]) -> int:
     defaults = load_yaml(os.path.join(CHART, "values.yaml"))
     schema = load_yaml(os.path.join(CHART, "values.schema.json"))
     with open(README) as f:
@@ -554,8 +582,9 @@ def main_check(helms: Dict[str, str], versions: List[str]) -> int:
             errors.append(f"[{name}] {e}")
             continue
         values = merged(defaults, load_yaml(path))
-        errs = run_case(name, objects, values, release, namespace, profiles, versions)
-        print(f"  {name:22s} {len(objects):3d} objects, helm {' = '.join(helms)}, k8s {', '.join(versions)}: "
+        errs = run_case(name, objects, values, release, namespace, profiles, versions, binary=binary)
+        print(f"  {name:22s} {len(objects):3d} objects, helm {' = '.join(helms)}, k8s {', '.join(versions)}"
+              f"{', binary' if binary else ''}: "
               f"{'ok' if not errs else f'{len(errs)} problem(s)'}")
         errors += errs
     bad = check_bad(helms)
@@ -610,13 +639,22 @@ MUTATIONS: List[Tuple[str, str, Callable[[List[dict]], None], str]] = [
 ]
 
 
-def main_self_test(helms: Dict[str, str], versions: List[str]) -> int:
+# With --binary: configurations the webhook binary itself must refuse.
+BINARY_MUTATIONS: List[Tuple[str, str, Callable[[List[dict]], None], str]] = [
+    ("retired cloud", "defaults",
+     lambda o: vm._set(vm._get(o, "ConfigMap"), "data.AZURE_ENVIRONMENT", "AzureGermanCloud"), "refuses"),
+    ("flag the binary does not know", "defaults", lambda o: vm._ctr(o)["args"].append("--no-such-flag"), "refuses"),
+]
+
+
+def main_self_test(helms: Dict[str, str], versions: List[str], binary: Optional[str]) -> int:
     defaults = load_yaml(os.path.join(CHART, "values.yaml"))
     schema = load_yaml(os.path.join(CHART, "values.schema.json"))
     cases = {c[0]: c for c in CASES}
     renders: Dict[str, Tuple[List[dict], dict]] = {}
     failures = 0
-    for desc, target, mutate, expected in MUTATIONS:
+    mutations = MUTATIONS + (BINARY_MUTATIONS if binary else [])
+    for desc, target, mutate, expected in mutations:
         name, values_file, release, namespace, profiles = cases[target]
         if target not in renders:
             path = os.path.join(CASES_DIR, values_file)
@@ -624,7 +662,7 @@ def main_self_test(helms: Dict[str, str], versions: List[str]) -> int:
                                merged(defaults, load_yaml(path)))
         objs, values = copy.deepcopy(renders[target][0]), renders[target][1]
         mutate(objs)
-        errs = run_case(name, objs, values, release, namespace, profiles, versions, schemas=False)
+        errs = run_case(name, objs, values, release, namespace, profiles, versions, schemas=False, binary=binary)
         if any(expected in e for e in errs):
             print(f"  ok    caught: {desc}")
         else:
@@ -648,7 +686,7 @@ def main_self_test(helms: Dict[str, str], versions: List[str]) -> int:
     if failures:
         print(f"self-test FAILED: {failures} case(s)", file=sys.stderr)
         return 1
-    print(f"self-test passed ({len(MUTATIONS) + 2} broken variants caught)")
+    print(f"self-test passed ({len(mutations) + 2} broken variants caught)")
     return 0
 
 
@@ -658,6 +696,7 @@ def main() -> int:
     ap.add_argument("--helm3", help="helm v3 binary (renders must equal helm v4's)")
     ap.add_argument("-k", "--kubernetes-version", action="append", dest="versions",
                     help=f"Kubernetes version(s) to validate against (default: {', '.join(vm.K8S_VERSIONS)})")
+    ap.add_argument("--binary", help="azwi-webhook binary: also check it accepts each rendered configuration")
     ap.add_argument("--self-test", action="store_true", help="check that broken renders are caught")
     ap.add_argument("--write-readme", action="store_true", help="regenerate the README's table of values")
     args = ap.parse_args()
@@ -682,7 +721,9 @@ def main() -> int:
         return 2
     helms = {"v4": args.helm, "v3": args.helm3}
     versions = args.versions or vm.K8S_VERSIONS
-    return main_self_test(helms, versions[:1]) if args.self_test else main_check(helms, versions)
+    if args.self_test:
+        return main_self_test(helms, versions[:1], args.binary)
+    return main_check(helms, versions, args.binary)
 
 
 if __name__ == "__main__":
