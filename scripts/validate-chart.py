@@ -15,8 +15,11 @@ names (with both helm versions; `helm lint --strict` too when it says `# lint: f
 that values.yaml, values.schema.json and the README's table of values agree, and that the upstream
 values file sets every upstream key away from its default.
 
+With --binary, the webhook binary must also accept each rendered set of arguments and environment
+(check_binary).
+
 Usage (from anywhere):
-    scripts/validate-chart.py --helm HELM4 --helm3 HELM3
+    scripts/validate-chart.py --helm HELM4 --helm3 HELM3 [--binary target/release/azwi-webhook]
     scripts/validate-chart.py --helm HELM4 --helm3 HELM3 --self-test   # the checks catch breakage
     scripts/validate-chart.py --write-readme                            # regenerate the table
 Exits 0 when everything passes, 1 with one line per problem otherwise.
