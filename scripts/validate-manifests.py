@@ -91,14 +91,18 @@ ALLOWED_FLAGS: Dict[str, bool] = {
     "custom-token-endpoint-audience": True,
     "shutdown-delay": True,
     "rbac-check": True,
+    "max-in-flight-reviews": True,
 }
 FLAG_VALUES = {
     "tls-min-version": {"1.2", "1.3"},
     "rbac-check": {"deny", "warn", "off"},
-    "log-level": {"info", "debug", "trace", "all"},
+    "log-level": {"", "info", "debug", "trace", "all"},
     "metrics-backend": {"prometheus"},
 }
 FLAG_DEFAULTS = {
+    "custom-token-endpoint-annotation-suffix": "identity-binding",
+    "custom-token-endpoint-audience": "api://AKSIdentityBinding",
+    "rbac-check": "deny",
     "webhook-addr": ":9443",
     "health-addr": ":9440",
     "metrics-addr": ":8095",
@@ -127,9 +131,10 @@ CLUSTER_RBAC: Dict[Tuple[str, str], Tuple[set, Optional[set]]] = {
 NAMESPACED_RBAC: Dict[Tuple[str, str], Tuple[set, Optional[set]]] = {
     ("", "secrets"): ({"get", "update", "patch", "create"}, {CERT_SECRET}),
 }
-# Needed whatever the certificate mode.
-REQUIRED_CLUSTER = [("", "serviceaccounts", {"get", "list", "watch"}),
-                    ("authorization.k8s.io", "subjectaccessreviews", {"create"})]
+# Needed whatever the configuration.
+REQUIRED_CLUSTER = [("", "serviceaccounts", {"get", "list", "watch"})]
+# Needed only when the webhook checks identity-binding RBAC.
+REQUIRED_RBAC_CHECK = [("authorization.k8s.io", "subjectaccessreviews", {"create"})]
 # Needed only when the webhook manages its own certificates.
 REQUIRED_SELF_MANAGED_CLUSTER = [("admissionregistration.k8s.io", "mutatingwebhookconfigurations",
                                   {"get", "update", "patch"})]
@@ -145,13 +150,15 @@ CLUSTER_SCOPED = {
 
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
-# Kustomizations to check: (name, path relative to repo root, profile).
-# Profile "webhook" runs the webhook checks; extras add overlay-specific ones.
+# Kustomizations to check: (name, path relative to repo root, profiles).
+# Profile "webhook" runs the webhook checks; extras add overlay-specific ones (see
+# check_webhook_install).
+STATIC = ["webhook", "defaults", "static", "exclude-kube-system"]
 TARGETS = [
-    ("base", "manifests", ["webhook", "self-managed-rbac"]),
-    ("cert-manager", "manifests/overlays/cert-manager", ["webhook", "cert-manager"]),
-    ("prometheus", "manifests/overlays/prometheus", ["webhook", "self-managed-rbac", "prometheus"]),
-    ("all-components", None, ["webhook", "cert-manager", "prometheus"]),  # rendered from a temp overlay
+    ("base", "manifests", STATIC + ["self-managed-rbac"]),
+    ("cert-manager", "manifests/overlays/cert-manager", STATIC + ["cert-manager"]),
+    ("prometheus", "manifests/overlays/prometheus", STATIC + ["self-managed-rbac", "prometheus"]),
+    ("all-components", None, STATIC + ["cert-manager", "prometheus"]),  # rendered from a temp overlay
     ("examples", "manifests/examples", ["examples"]),
 ]
 COMPONENTS_DIR = os.path.join(MANIFESTS, "components")
@@ -164,9 +171,10 @@ COMPONENTS_DIR = os.path.join(MANIFESTS, "components")
 class Checker:
     """Collects problems for one rendered kustomization."""
 
-    def __init__(self, render: str, objects: List[dict]):
+    def __init__(self, render: str, objects: List[dict], namespace: str = NAMESPACE):
         self.render = render
         self.objects = objects
+        self.namespace = namespace
         self.errors: List[str] = []
 
     def fail(self, obj: Optional[dict], msg: str) -> None:
@@ -285,13 +293,15 @@ def parse_args(c: Checker, dep: dict, args: List[str]) -> Dict[str, Optional[str
         flags[name] = value if takes_value else (value or "true")
         i += 1
     for name, allowed in FLAG_VALUES.items():
-        if name in flags and flags[name] not in allowed:
+        if name in flags and (flags[name] or "").lower() not in allowed:
             c.fail(dep, f"--{name}={flags[name]} not one of {sorted(allowed)}")
     for name in ("webhook-addr", "health-addr", "metrics-addr"):
         if name in flags and parse_port(flags[name] or "") is None:
             c.fail(dep, f"--{name}={flags[name]!r} is not [host]:port")
     if "shutdown-delay" in flags and parse_duration(flags["shutdown-delay"] or "") is None:
         c.fail(dep, f"--shutdown-delay={flags['shutdown-delay']!r} is not a duration like 5s")
+    if "max-in-flight-reviews" in flags and not re.fullmatch(r"[1-9][0-9]{0,9}", flags["max-in-flight-reviews"] or ""):
+        c.fail(dep, f"--max-in-flight-reviews={flags['max-in-flight-reviews']!r} is not a positive number")
     return flags
 
 
@@ -341,7 +351,7 @@ def check_namespaces(c: Checker, expected_ns: Optional[str]) -> None:
 
 
 def check_namespace_object(c: Checker) -> None:
-    ns = c.one("Namespace", NAMESPACE)
+    ns = c.one("Namespace", c.namespace)
     if ns is None:
         return
     labels = dig(ns, "metadata", "labels", default={}) or {}
@@ -365,16 +375,19 @@ def resolve_port(container: dict, port: Any) -> Optional[int]:
     return None
 
 
-def check_deployment(c: Checker) -> Tuple[Optional[dict], Optional[dict], Dict[str, Optional[str]]]:
-    dep = c.one("Deployment", DEPLOYMENT, NAMESPACE)
+def check_deployment(c: Checker, defaults: bool) -> Tuple[Optional[dict], Optional[dict], Dict[str, Optional[str]]]:
+    """The webhook Deployment. `defaults`: also the settings a user may change (replicas, resources,
+    scheduling), as shipped."""
+    dep = c.one("Deployment", DEPLOYMENT, c.namespace)
     if dep is None:
         return None, None, {}
     spec = dep.get("spec") or {}
     pod = dig(spec, "template", "spec", default={}) or {}
     pod_labels = dig(spec, "template", "metadata", "labels", default={}) or {}
 
-    replicas = spec.get("replicas", 1)
-    c.expect(isinstance(replicas, int) and replicas >= 2, dep, "replicas must be >= 2 (failurePolicy Fail)")
+    if defaults:
+        replicas = spec.get("replicas", 1)
+        c.expect(isinstance(replicas, int) and replicas >= 2, dep, "replicas must be >= 2 (failurePolicy Fail)")
     c.expect(bool(dig(spec, "selector", "matchLabels")) and selector_matches(spec.get("selector"), pod_labels),
              dep, "spec.selector must match the pod template labels")
 
@@ -435,22 +448,24 @@ def check_deployment(c: Checker) -> Tuple[Optional[dict], Optional[dict], Dict[s
     for host in ("hostNetwork", "hostPID", "hostIPC"):
         c.expect(not pod.get(host), dep, f"{host} must not be set")
 
-    res = ctr.get("resources") or {}
-    c.expect(bool(dig(res, "requests", "cpu")) and bool(dig(res, "requests", "memory")), dep,
-             "resources.requests.cpu and .memory must be set")
-    c.expect(bool(dig(res, "limits", "memory")), dep, "resources.limits.memory must be set")
-
-    c.expect(pod.get("priorityClassName") == "system-cluster-critical", dep,
-             "priorityClassName must be system-cluster-critical")
-    c.expect(dig(pod, "nodeSelector", "kubernetes.io/os") == "linux", dep, "nodeSelector kubernetes.io/os: linux")
+    if defaults:
+        res = ctr.get("resources") or {}
+        c.expect(bool(dig(res, "requests", "cpu")) and bool(dig(res, "requests", "memory")), dep,
+                 "resources.requests.cpu and .memory must be set")
+        c.expect(bool(dig(res, "limits", "memory")), dep, "resources.limits.memory must be set")
+        c.expect(not dig(res, "limits", "cpu"), dep, "no CPU limit (throttling shows up as admission latency)")
+        c.expect(pod.get("priorityClassName") == "system-cluster-critical", dep,
+                 "priorityClassName must be system-cluster-critical")
+        c.expect(dig(pod, "nodeSelector", "kubernetes.io/os") == "linux", dep,
+                 "nodeSelector kubernetes.io/os: linux")
     c.expect(pod.get("automountServiceAccountToken") is not False, dep,
              "automountServiceAccountToken must not be false (the webhook calls the API server)")
     c.expect(pod.get("serviceAccountName") == SERVICE_ACCOUNT, dep,
              f"serviceAccountName must be {SERVICE_ACCOUNT}")
-    c.one("ServiceAccount", SERVICE_ACCOUNT, NAMESPACE)
+    c.one("ServiceAccount", SERVICE_ACCOUNT, c.namespace)
 
     tsc = pod.get("topologySpreadConstraints") or []
-    for key in ("kubernetes.io/hostname", "topology.kubernetes.io/zone"):
+    for key in ("kubernetes.io/hostname", "topology.kubernetes.io/zone") if defaults else ():
         t = [x for x in tsc if x.get("topologyKey") == key]
         if c.expect(len(t) == 1, dep, f"needs one topologySpreadConstraint on {key}"):
             c.expect(t[0].get("whenUnsatisfiable") == "ScheduleAnyway", dep,
@@ -472,8 +487,8 @@ def check_deployment(c: Checker) -> Tuple[Optional[dict], Optional[dict], Dict[s
         if c.expect(len(mounts) == 1, dep, f"--disable-cert-rotation needs a volume mounted at {cert_dir}"):
             c.expect(mounts[0].get("readOnly") is True, dep, f"{cert_dir} mount must be readOnly")
             vols = [v for v in pod.get("volumes") or [] if v.get("name") == mounts[0].get("name")]
-            c.expect(len(vols) == 1 and dig(vols[0], "secret", "secretName") == CERT_SECRET, dep,
-                     f"{cert_dir} must be Secret {CERT_SECRET}")
+            c.expect(len(vols) == 1 and bool(dig(vols[0], "secret", "secretName")), dep,
+                     f"{cert_dir} must be a Secret volume")
     else:
         # Self-managed: the webhook reads the Secret through the API. Mounting it would put the CA
         # private key (ca.key) on the node's disk for nothing.
@@ -488,7 +503,7 @@ def check_deployment(c: Checker) -> Tuple[Optional[dict], Optional[dict], Dict[s
 
 
 def check_config(c: Checker) -> None:
-    cm = c.one("ConfigMap", CONFIGMAP, NAMESPACE)
+    cm = c.one("ConfigMap", CONFIGMAP, c.namespace)
     if cm is None:
         return
     data = cm.get("data") or {}
@@ -513,36 +528,46 @@ def check_config(c: Checker) -> None:
                  "AZURE_KUBERNETES_CA_DATA must be PEM certificate(s)")
 
 
-def check_service(c: Checker, dep: Optional[dict], ctr: Optional[dict]) -> Optional[dict]:
-    svc = c.one("Service", SERVICE, NAMESPACE)
+def check_service(c: Checker, dep: Optional[dict], ctr: Optional[dict], port: int) -> Optional[dict]:
+    """The webhook Service: selects the pods, and `port` (the one the webhook configuration calls)
+    forwards to the container's webhook port."""
+    svc = c.one("Service", SERVICE, c.namespace)
     if svc is None or dep is None or ctr is None:
         return svc
     pod_labels = dig(dep, "spec", "template", "metadata", "labels", default={}) or {}
     sel = dig(svc, "spec", "selector", default={}) or {}
     c.expect(bool(sel) and all(pod_labels.get(k) == v for k, v in sel.items()), svc,
              "spec.selector must select the webhook pods")
-    ports = [p for p in dig(svc, "spec", "ports", default=[]) or [] if p.get("port") == 443]
-    if c.expect(len(ports) == 1, svc, "must expose port 443"):
-        tp = ports[0].get("targetPort", 443)
+    c.expect(sel == (dig(dep, "spec", "selector", "matchLabels", default={}) or {}), svc,
+             "spec.selector must be the Deployment's selector (so it also matches the pods being replaced)")
+    ports = [p for p in dig(svc, "spec", "ports", default=[]) or [] if p.get("port") == port]
+    if c.expect(len(ports) == 1, svc, f"must expose port {port} (the webhook configuration calls it)"):
+        tp = ports[0].get("targetPort", port)
         num = resolve_port(ctr, tp)
         c.expect(num is not None and num == container_ports(ctr).get("webhook"), svc,
-                 f"port 443 targetPort {tp!r} does not resolve to the container's webhook port "
+                 f"port {port} targetPort {tp!r} does not resolve to the container's webhook port "
                  f"{container_ports(ctr).get('webhook')}")
     return svc
 
 
-def check_pdb(c: Checker, dep: Optional[dict]) -> None:
-    pdbs = c.find("PodDisruptionBudget", namespace=NAMESPACE)
+def check_pdb(c: Checker, dep: Optional[dict], defaults: bool) -> None:
+    pdbs = c.find("PodDisruptionBudget", namespace=c.namespace)
     if not c.expect(len(pdbs) == 1, None, "expected one PodDisruptionBudget for the webhook") or dep is None:
         return
     pdb = pdbs[0]
     pod_labels = dig(dep, "spec", "template", "metadata", "labels", default={}) or {}
-    c.expect(dig(pdb, "spec", "minAvailable") == 1, pdb, "minAvailable must be 1")
+    spec = pdb.get("spec") or {}
+    c.expect(("minAvailable" in spec) != ("maxUnavailable" in spec), pdb,
+             "exactly one of minAvailable and maxUnavailable (the API server rejects both)")
+    if defaults:
+        c.expect(spec.get("minAvailable") == 1, pdb, "minAvailable must be 1")
     c.expect(selector_matches(dig(pdb, "spec", "selector"), pod_labels) and bool(dig(pdb, "spec", "selector")),
              pdb, "selector must match the webhook pods")
 
 
-def check_mwc(c: Checker, dep: Optional[dict], flags: Dict[str, Optional[str]]) -> Optional[dict]:
+def check_mwc(c: Checker, dep: Optional[dict], flags: Dict[str, Optional[str]], defaults: bool,
+              excluded: Iterable[str]) -> Optional[dict]:
+    """The webhook configuration. `excluded`: namespaces it must never see besides its own."""
     mwc = c.one("MutatingWebhookConfiguration", MWC)
     if mwc is None:
         return None
@@ -565,21 +590,25 @@ def check_mwc(c: Checker, dep: Optional[dict], flags: Dict[str, Optional[str]]) 
     cc = w.get("clientConfig") or {}
     c.expect("url" not in cc, mwc, "clientConfig.url must not be set (use the service)")
     svc_ref = cc.get("service") or {}
-    c.expect(svc_ref.get("name") == SERVICE and svc_ref.get("namespace") == NAMESPACE, mwc,
-             f"clientConfig.service must be {NAMESPACE}/{SERVICE}")
+    c.expect(svc_ref.get("name") == SERVICE and svc_ref.get("namespace") == c.namespace, mwc,
+             f"clientConfig.service must be {c.namespace}/{SERVICE}")
     c.expect(svc_ref.get("path") == WEBHOOK_PATH, mwc, f"clientConfig.service.path must be {WEBHOOK_PATH}")
-    c.expect(svc_ref.get("port", 443) == 443, mwc, "clientConfig.service.port must be 443")
+    if defaults:
+        c.expect(svc_ref.get("port", 443) == 443, mwc, "clientConfig.service.port must be 443")
+    c.expect("caBundle" not in cc or bool(re.fullmatch(r"[A-Za-z0-9+/]+={0,2}", cc["caBundle"])), mwc,
+             "clientConfig.caBundle must be base64")
 
-    # The webhook must never see its own namespace or kube-system: evaluate the
+    # The webhook must never see its own namespace (nor the others excluded): evaluate the
     # selector against those namespaces' labels (including the rendered ones).
     ns_sel = w.get("namespaceSelector")
-    for ns in ("kube-system", NAMESPACE):
+    for ns in (*excluded, c.namespace):
         labels = {"kubernetes.io/metadata.name": ns}
         for o in c.find("Namespace", ns):
             labels.update(dig(o, "metadata", "labels", default={}) or {})
         c.expect(not selector_matches(ns_sel, labels), mwc, f"namespaceSelector must exclude namespace {ns}")
-    c.expect(selector_matches(ns_sel, {"kubernetes.io/metadata.name": "default"}), mwc,
-             "namespaceSelector must still select ordinary namespaces (e.g. default)")
+    if defaults:
+        c.expect(selector_matches(ns_sel, {"kubernetes.io/metadata.name": "default"}), mwc,
+                 "namespaceSelector must still select ordinary namespaces (e.g. default)")
 
     # Shutdown: grace period > shutdown delay + the longest request (the webhook timeout).
     if dep is not None:
@@ -597,7 +626,7 @@ def rbac_rules_for_sa(c: Checker) -> Tuple[List[Tuple[dict, dict]], List[Tuple[d
     for b in c.find("ClusterRoleBinding") + c.find("RoleBinding"):
         subjects = b.get("subjects") or []
         if not any(s.get("kind") == "ServiceAccount" and s.get("name") == SERVICE_ACCOUNT
-                   and s.get("namespace", dig(b, "metadata", "namespace")) == NAMESPACE for s in subjects):
+                   and s.get("namespace", dig(b, "metadata", "namespace")) == c.namespace for s in subjects):
             continue
         rr = b.get("roleRef") or {}
         ns = dig(b, "metadata", "namespace") if rr.get("kind") == "Role" else None
@@ -654,26 +683,83 @@ def check_rbac(c: Checker, flags: Dict[str, Optional[str]], self_managed_rbac: b
     gc = check(cluster, CLUSTER_RBAC)
     gn = check(namespaced, NAMESPACED_RBAC)
     for role, _ in namespaced:
-        c.expect(dig(role, "metadata", "namespace") == NAMESPACE, role, f"Role must be in {NAMESPACE}")
+        c.expect(dig(role, "metadata", "namespace") == c.namespace, role, f"Role must be in {c.namespace}")
 
     required_c = list(REQUIRED_CLUSTER)
     required_n: list = []
+    unused: list = []
+    if needs_subject_access_review(flags):
+        required_c += REQUIRED_RBAC_CHECK
+    else:
+        unused += [(x, gc) for x in REQUIRED_RBAC_CHECK]
     if self_managed_rbac or not cert_rotation_disabled(flags):
         required_c += REQUIRED_SELF_MANAGED_CLUSTER
         required_n += REQUIRED_SELF_MANAGED_NS
+    else:
+        unused += [(x, gc) for x in REQUIRED_SELF_MANAGED_CLUSTER] + [(x, gn) for x in REQUIRED_SELF_MANAGED_NS]
     for (g, r, verbs), granted in [(x, gc) for x in required_c] + [(x, gn) for x in required_n]:
         missing = verbs - granted.get((g, r), set())
         c.expect(not missing, None, f"{SERVICE_ACCOUNT} lacks {g or 'core'}/{r} {sorted(missing)}")
+    # Least privilege: nothing the configured webhook never uses.
+    for (g, r, _), granted in unused:
+        c.expect((g, r) not in granted, None, f"{SERVICE_ACCOUNT} is granted {g or 'core'}/{r}, which the "
+                                              f"webhook does not use with these flags")
+
+
+def needs_subject_access_review(flags: Dict[str, Optional[str]]) -> bool:
+    """The webhook checks RBAC only when identity binding is on (both custom-token-endpoint flags
+    non-empty) and --rbac-check is not off."""
+    binding = bool(flag(flags, "custom-token-endpoint-annotation-suffix")) and \
+        bool(flag(flags, "custom-token-endpoint-audience"))
+    return binding and (flag(flags, "rbac-check") or "deny").lower() != "off"
+
+
+def check_secret(c: Checker, flags: Dict[str, Optional[str]]) -> None:
+    """The certificate Secret, when the install ships one, is an empty shell the webhook fills:
+    key material never comes from manifests. With rotation disabled, something else (cert-manager,
+    the user) writes it, so the install must not own it."""
+    for sec in c.find("Secret", CERT_SECRET, c.namespace):
+        if cert_rotation_disabled(flags):
+            c.fail(sec, "with --disable-cert-rotation the install must not include this Secret (its writer owns it)")
+        c.expect(not sec.get("data") and not sec.get("stringData"), sec, "must carry no data (the webhook fills it)")
+        c.expect(sec.get("type", "Opaque") == "Opaque", sec,
+                 "type must stay Opaque, as upstream's (the type is immutable, so an upgrade would fail)")
+
+
+def check_client_ca(c: Checker, dep: Optional[dict], ctr: Optional[dict], flags: Dict[str, Optional[str]]) -> None:
+    """--client-ca-file must point into a mounted volume."""
+    path = flags.get("client-ca-file")
+    if not path or dep is None or ctr is None:
+        return
+    mounts = [m for m in ctr.get("volumeMounts") or [] if path.startswith(m.get("mountPath", "").rstrip("/") + "/")]
+    if c.expect(len(mounts) == 1, dep, f"--client-ca-file={path} is not under a mounted volume"):
+        volumes = {v.get("name"): v for v in dig(dep, "spec", "template", "spec", "volumes", default=[]) or []}
+        vol = volumes.get(mounts[0].get("name"))
+        if c.expect(vol is not None, dep, f"volume {mounts[0].get('name')!r} is mounted but not defined"):
+            items = dig(vol, "configMap", "items") or dig(vol, "secret", "items")
+            if items is not None:
+                rel = path[len(mounts[0]["mountPath"].rstrip("/")) + 1:]
+                c.expect(any(i.get("path") == rel for i in items), dep,
+                         f"--client-ca-file={path}: volume {vol.get('name')!r} projects no {rel!r}")
 
 
 def check_webhook_install(c: Checker, profiles: List[str]) -> None:
-    check_namespaces(c, NAMESPACE)
-    check_namespace_object(c)
-    dep, ctr, flags = check_deployment(c)
+    """Profiles: "webhook" (what every install must satisfy), "defaults" (also the user-tunable
+    settings as shipped), "static" (kubectl manifests: the Namespace object), "exclude-kube-system",
+    "self-managed-rbac", "cert-manager", "prometheus"."""
+    defaults = "defaults" in profiles
+    check_namespaces(c, c.namespace)
+    if "static" in profiles:
+        check_namespace_object(c)
+    dep, ctr, flags = check_deployment(c, defaults)
     check_config(c)
-    check_service(c, dep, ctr)
-    check_pdb(c, dep)
-    mwc = check_mwc(c, dep, flags)
+    excluded = ["kube-system"] if "exclude-kube-system" in profiles else []
+    mwc = check_mwc(c, dep, flags, defaults, excluded)
+    port = dig(mwc, "webhooks", 0, "clientConfig", "service", "port", default=443) if mwc else 443
+    check_service(c, dep, ctr, port)
+    check_pdb(c, dep, defaults)
+    check_secret(c, flags)
+    check_client_ca(c, dep, ctr, flags)
     check_rbac(c, flags, "self-managed-rbac" in profiles)
     if "cert-manager" in profiles:
         check_cert_manager(c, dep, flags, mwc)
@@ -695,9 +781,12 @@ def check_cert_manager(c: Checker, dep: Optional[dict], flags: Dict[str, Optiona
         return
     cert = cert[0]
     spec = cert.get("spec") or {}
-    c.expect(spec.get("secretName") == CERT_SECRET, cert, f"secretName must be {CERT_SECRET} (mounted at /certs)")
-    c.expect(f"{SERVICE}.{NAMESPACE}.svc" in (spec.get("dnsNames") or []), cert,
-             f"dnsNames must contain {SERVICE}.{NAMESPACE}.svc (the name the API server dials)")
+    mounted = [dig(v, "secret", "secretName") for v in dig(dep, "spec", "template", "spec", "volumes", default=[]) or []
+               if v.get("name") == "cert"]
+    c.expect(spec.get("secretName") == CERT_SECRET and mounted == [CERT_SECRET], cert,
+             f"secretName must be {CERT_SECRET}, the Secret mounted at /certs")
+    c.expect(f"{SERVICE}.{c.namespace}.svc" in (spec.get("dnsNames") or []), cert,
+             f"dnsNames must contain {SERVICE}.{c.namespace}.svc (the name the API server dials)")
     c.expect(not spec.get("isCA"), cert, "the serving certificate must not be a CA")
     # The issuer chain must be complete inside the overlay.
     issuer = c.find(dig(spec, "issuerRef", "kind", default="Issuer"), dig(spec, "issuerRef", "name"), ns)
@@ -710,11 +799,11 @@ def check_cert_manager(c: Checker, dep: Optional[dict], flags: Dict[str, Optiona
 
 
 def check_prometheus(c: Checker, ctr: Optional[dict]) -> None:
-    mons = c.find("ServiceMonitor", namespace=NAMESPACE)
+    mons = c.find("ServiceMonitor", namespace=c.namespace)
     if not c.expect(len(mons) == 1, None, "expected one ServiceMonitor") or ctr is None:
         return
     mon = mons[0]
-    svcs = [s for s in c.find("Service", namespace=NAMESPACE)
+    svcs = [s for s in c.find("Service", namespace=c.namespace)
             if selector_matches(dig(mon, "spec", "selector"), dig(s, "metadata", "labels", default={}) or {})]
     if not c.expect(len(svcs) == 1, mon, f"selector must match exactly one Service, matches "
                                          f"{[ref(s) for s in svcs]}"):
@@ -733,8 +822,8 @@ def check_prometheus(c: Checker, ctr: Optional[dict]) -> None:
         c.expect(ep.get("path", "/metrics") == "/metrics", mon, "endpoint path must be /metrics")
         c.expect(ep.get("scheme", "http") == "http", mon, "metrics listener is plain HTTP")
     nsel = dig(mon, "spec", "namespaceSelector")
-    c.expect(nsel is None or NAMESPACE in (nsel.get("matchNames") or []) or nsel.get("any") is True, mon,
-             f"namespaceSelector must include {NAMESPACE}")
+    c.expect(nsel is None or c.namespace in (nsel.get("matchNames") or []) or nsel.get("any") is True, mon,
+             f"namespaceSelector must include {c.namespace}")
 
 
 # ---------------------------------------------------------------------------
@@ -836,8 +925,8 @@ def render_target(name: str, path: Optional[str]) -> List[dict]:
 
 
 def run_checks(name: str, objects: List[dict], profiles: List[str], versions: List[str],
-               schemas: bool = True) -> List[str]:
-    c = Checker(name, objects)
+               schemas: bool = True, namespace: str = NAMESPACE) -> List[str]:
+    c = Checker(name, objects, namespace)
     steps: List[Tuple[str, Callable[[], None]]] = []
     if schemas:
         steps.append(("schema validation", lambda: check_schemas(c, versions)))
@@ -961,6 +1050,28 @@ MUTATIONS: List[Tuple[str, str, Callable[[List[dict]], None], str]] = [
          {"volumes": [{"name": "cert", "secret": {"secretName": CERT_SECRET}}]}), "with its CA key"),
     ("self-managed without Secret permissions", "base",
      lambda o: _get(o, "Role")["rules"].pop(0), "lacks core/secrets"),
+    ("PDB with both minAvailable and maxUnavailable", "base",
+     lambda o: _set(_get(o, "PodDisruptionBudget"), "spec.maxUnavailable", 1), "exactly one of minAvailable"),
+    ("Service selects less than the Deployment", "base",
+     lambda o: _get(o, "Service")["spec"]["selector"].update({"extra": "x"}), "Deployment's selector"),
+    ("SubjectAccessReview granted with --rbac-check=off", "base",
+     lambda o: _set(_ctr(o), "args", [a.replace("--rbac-check=deny", "--rbac-check=off") for a in _ctr(o)["args"]]),
+     "which the webhook does not use"),
+    ("certificate Secret shipped with data", "base",
+     lambda o: _set(_get(o, "Secret", CERT_SECRET), "data", {"tls.key": "eA=="}), "must carry no data"),
+    ("certificate Secret with an immutable type change", "base",
+     lambda o: _set(_get(o, "Secret", CERT_SECRET), "type", "kubernetes.io/tls"), "must stay Opaque"),
+    ("client CA file outside every mount", "base",
+     lambda o: _ctr(o)["args"].append("--client-ca-file=/client-ca/ca.crt"), "not under a mounted volume"),
+    ("max-in-flight-reviews zero", "base",
+     lambda o: _ctr(o)["args"].append("--max-in-flight-reviews=0"), "not a positive number"),
+    ("cert-manager install owning the certificate Secret", "cert-manager",
+     lambda o: o.append({"apiVersion": "v1", "kind": "Secret",
+                         "metadata": {"name": CERT_SECRET, "namespace": NAMESPACE}}), "must not include this Secret"),
+    ("cert-manager install still granting Secret writes", "cert-manager",
+     lambda o: _get(o, "ClusterRole")["rules"].append(
+         {"apiGroups": ["admissionregistration.k8s.io"], "resources": ["mutatingwebhookconfigurations"],
+          "resourceNames": [MWC], "verbs": ["get"]}), "does not use with these flags"),
     ("cert-manager without --disable-cert-rotation", "cert-manager",
      lambda o: _ctr(o)["args"].remove("--disable-cert-rotation"), "needs --disable-cert-rotation"),
     ("cert-manager CA annotation dangling", "cert-manager",
