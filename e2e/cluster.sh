@@ -6,7 +6,8 @@
 #   e2e/cluster.sh up DIR     start it; DIR receives the state, logs and kubeconfigs (see below)
 #   e2e/cluster.sh down DIR   stop it (every process it started, whatever state it is in)
 #
-# With AZWI_E2E_OWNER_PID set, a watchdog stops the control plane when that process ends, so a run
+# With AZWI_E2E_WEBHOOK_IDENTITY=0, the webhook's namespace, service account and RBAC are not
+# installed (for installing them another way, e.g. with the Helm chart). With AZWI_E2E_OWNER_PID set, a watchdog stops the control plane when that process ends, so a run
 # that crashes or is killed leaves nothing behind. DIR/env holds, as shell assignments:
 #   KUBECONFIG                    admin (system:masters) kubeconfig
 #   AZWI_E2E_WEBHOOK_KUBECONFIG   kubeconfig of ServiceAccount azure-wi-webhook-admin, bound to exactly
@@ -211,12 +212,14 @@ kubeconfig "$dir/admin.kubeconfig" "$admin_token"
 export KUBECONFIG="$dir/admin.kubeconfig"
 kubectl="$bin/kubectl"
 
-# The webhook's identity, installed from the shipped manifests (namespace, service account, RBAC).
-# The files spell out their namespace, so they apply as they are (kustomize only adds labels).
-"$kubectl" apply -f "$repo/manifests/base/namespace.yaml" -f "$repo/manifests/base/service-account.yaml" \
-  -f "$repo/manifests/base/rbac.yaml" > "$dir/logs/install.log"
-webhook_token="$("$kubectl" -n "$WEBHOOK_NAMESPACE" create token "$WEBHOOK_SERVICE_ACCOUNT" --duration 24h)"
-kubeconfig "$dir/webhook.kubeconfig" "$webhook_token"
+if [[ "${AZWI_E2E_WEBHOOK_IDENTITY:-1}" != 0 ]]; then
+  # The webhook's identity, installed from the shipped manifests (namespace, service account, RBAC).
+  # The files spell out their namespace, so they apply as they are (kustomize only adds labels).
+  "$kubectl" apply -f "$repo/manifests/base/namespace.yaml" -f "$repo/manifests/base/service-account.yaml" \
+    -f "$repo/manifests/base/rbac.yaml" > "$dir/logs/install.log"
+  webhook_token="$("$kubectl" -n "$WEBHOOK_NAMESPACE" create token "$WEBHOOK_SERVICE_ACCOUNT" --duration 24h)"
+  kubeconfig "$dir/webhook.kubeconfig" "$webhook_token"
+fi
 
 cat > "$dir/env" <<EOF
 KUBECONFIG=$dir/admin.kubeconfig

@@ -195,7 +195,7 @@ async fn main() {
         );
         cp.allow_managed_identity(ns, "workload", CLIENT_ID);
     }
-    cp.register(&unique("load"), &webhook, &[&with]).await;
+    let _registered = cp.register(&unique("load"), &webhook, &[&with]).await;
     let sar_before = webhook
         .metric("azwi_rbac_checks_total", &["cached=\"false\""])
         .await;

@@ -889,3 +889,156 @@ async fn mutual_tls_with_the_api_server() {
         "no review got through the handshake"
     );
 }
+
+/// The Helm chart's rendered configuration, run for real: the webhook process gets the Deployment's
+/// arguments and environment (the ConfigMap it loads included), and kube-apiserver calls it through
+/// the chart's MutatingWebhookConfiguration (the Service reference replaced by the loopback URL,
+/// the only change).
+#[tokio::test]
+async fn the_chart_rendered_configuration_admits_a_pod() {
+    use controlplane::{SHIPPED_WEBHOOK_CONFIG, WEBHOOK_NAMESPACE};
+    let cp = ControlPlane::from_env();
+    let helm = std::env::var("AZWI_E2E_HELM").expect("AZWI_E2E_HELM (set by e2e/with-cluster.sh)");
+    let pki = tls_support::generate_ca_and_leaf(&[controlplane::WEBHOOK_HOST]);
+    let ns = cp.namespace("chart");
+    let probe = cp.namespace("chart-probe");
+    for n in [&ns, &probe] {
+        cp.ok(
+            &["label", "namespace", n, "e2e.azwi.test/chart=selected"],
+            None,
+        );
+    }
+    let ca_bundle = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(&pki.ca.pem)
+    };
+    let values = json!({
+        "azureTenantID": TENANT,
+        "logLevel": "info",
+        "mutatingWebhookNamespaceSelector": {"matchLabels": {"e2e.azwi.test/chart": "selected"}},
+        "certificates": {"mode": "secret", "secret": {"caBundle": ca_bundle}},
+        "customTokenEndpoint": {"azureKubernetesTokenProxy": TOKEN_PROXY,
+                                "azureKubernetesSniName": SNI_NAME},
+    });
+    let dir = tempfile::TempDir::new().expect("tempdir");
+    let values_file = dir.path().join("values.yaml");
+    std::fs::write(&values_file, values.to_string()).expect("values");
+    let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/azwi-webhook");
+    let out = std::process::Command::new(&helm)
+        .args(["template", "wi", chart, "-n", WEBHOOK_NAMESPACE, "-f"])
+        .arg(&values_file)
+        .output()
+        .expect("helm");
+    assert!(
+        out.status.success(),
+        "helm template: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let objects: Vec<Value> = serde_yaml::Deserializer::from_slice(&out.stdout)
+        .map(|doc| serde::Deserialize::deserialize(doc).expect("rendered YAML"))
+        .filter(|v: &Value| !v.is_null())
+        .collect();
+    let find = |kind: &str| {
+        objects
+            .iter()
+            .find(|o| o["kind"] == kind)
+            .unwrap_or_else(|| panic!("no {kind} rendered"))
+    };
+
+    // The container as the kubelet would start it: its args, its env (POD_NAMESPACE from the
+    // downward API), and the ConfigMap it loads with envFrom.
+    let manager = &find("Deployment")["spec"]["template"]["spec"]["containers"][0];
+    let config_map = find("ConfigMap");
+    assert_eq!(
+        manager["envFrom"][0]["configMapRef"]["name"], config_map["metadata"]["name"],
+        "{manager:#}"
+    );
+    let mut env: Vec<(String, String)> = config_map["data"]
+        .as_object()
+        .expect("ConfigMap data")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().expect("string").to_owned()))
+        .collect();
+    for e in manager["env"].as_array().into_iter().flatten() {
+        let value = match e["valueFrom"]["fieldRef"]["fieldPath"].as_str() {
+            Some("metadata.namespace") => WEBHOOK_NAMESPACE.to_owned(),
+            Some(other) => panic!("unexpected downward API field {other}"),
+            None => e["value"].as_str().expect("env value").to_owned(),
+        };
+        env.push((e["name"].as_str().expect("name").to_owned(), value));
+    }
+    // Listener addresses are chosen by the test (free loopback ports) and the certificate directory
+    // is the test's; every other argument is the chart's.
+    let mut args: Vec<String> = manager["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .map(|a| a.as_str().expect("arg").to_owned())
+        .filter(|a| {
+            ![
+                "--webhook-addr",
+                "--health-addr",
+                "--metrics-addr",
+                "--webhook-cert-dir",
+            ]
+            .iter()
+            .any(|flag| a.starts_with(flag))
+        })
+        .collect();
+    assert_eq!(args.first().map(String::as_str), Some("serve"), "{args:?}");
+    args.remove(0);
+    assert!(
+        args.iter().any(|a| a == "--disable-cert-rotation"),
+        "{args:?}"
+    );
+    args.push(format!("--webhook-cert-dir={}", pki.path().display()));
+    let webhook = E2eWebhook::launch(&cp, dir, Some(pki), &args, &env).await;
+
+    let mut configuration = find("MutatingWebhookConfiguration").clone();
+    assert_eq!(configuration["metadata"]["name"], SHIPPED_WEBHOOK_CONFIG);
+    let client = &mut configuration["webhooks"][0]["clientConfig"];
+    let path = client["service"]["path"]
+        .as_str()
+        .expect("service path")
+        .to_owned();
+    client
+        .as_object_mut()
+        .expect("clientConfig")
+        .remove("service");
+    client["url"] = json!(format!(
+        "https://{}:{}{path}",
+        controlplane::WEBHOOK_HOST,
+        webhook.running.webhook.port()
+    ));
+    let _registered = cp.register_rendered(&configuration, &webhook, &probe).await;
+
+    cp.service_account(
+        &ns,
+        "bound",
+        &[("azure.workload.identity/client-id", CLIENT_ID)],
+    );
+    cp.allow_managed_identity(&ns, "bound", CLIENT_ID);
+    let manifest = pod(
+        &ns,
+        "app",
+        "bound",
+        json!({"azure.workload.identity/use-identity-binding": "true"}),
+        json!({"containers": [busybox("app")]}),
+    );
+    cp.ok(&["apply", "-f", "-"], Some(&manifest));
+    let stored = cp.get(&["-n", &ns, "pod", "app"]);
+    let app = container(&stored, "containers", "app");
+    assert_eq!(
+        azure_env(app),
+        pairs(&[
+            ("AZURE_CLIENT_ID", CLIENT_ID),
+            ("AZURE_TENANT_ID", TENANT),
+            ("AZURE_FEDERATED_TOKEN_FILE", TOKEN_FILE),
+            ("AZURE_AUTHORITY_HOST", AUTHORITY),
+            ("AZURE_KUBERNETES_TOKEN_PROXY", TOKEN_PROXY),
+            ("AZURE_KUBERNETES_SNI_NAME", SNI_NAME),
+        ]),
+        "{stored:#}"
+    );
+    assert_token_source(reserved_volume(&stored), "api://AKSIdentityBinding");
+}

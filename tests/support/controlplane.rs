@@ -204,6 +204,29 @@ subjects:
     /// (v1, failurePolicy Fail, reinvocationPolicy IfNeeded, objectSelector on
     /// `azure.workload.identity/use`), reached by URL on loopback and limited to `namespaces`, and
     /// waits until kube-apiserver calls it.
+    /// Applies `configuration` (a rendered MutatingWebhookConfiguration) and waits until
+    /// kube-apiserver calls `webhook` for pods in `probe_namespace`, which it must select.
+    pub async fn register_rendered(
+        &self,
+        configuration: &Value,
+        webhook: &E2eWebhook,
+        probe_namespace: &str,
+    ) -> Registration {
+        self.service_account(probe_namespace, "probe", &[]);
+        self.ok(&["apply", "-f", "-"], Some(&configuration.to_string()));
+        let registration = Registration {
+            name: configuration["metadata"]["name"]
+                .as_str()
+                .expect("name")
+                .to_owned(),
+            probe: probe_namespace.to_owned(),
+            kubectl: self.kubectl.clone(),
+            kubeconfig: self.kubeconfig.clone(),
+        };
+        registration.wait_active(self, webhook).await;
+        registration
+    }
+
     pub async fn register(
         &self,
         name: &str,
@@ -410,17 +433,31 @@ impl E2eWebhook {
         all_args.push("--log-level=info".to_owned());
         all_args.push("--shutdown-delay=0s".to_owned());
         all_args.extend(args.iter().map(|a| a.to_string()));
-        let kubeconfig = cp.webhook_kubeconfig.display().to_string();
         let mut all_env = vec![
-            ("KUBECONFIG", kubeconfig.as_str()),
             ("AZURE_TENANT_ID", TENANT),
             ("POD_NAMESPACE", WEBHOOK_NAMESPACE),
         ];
         all_env.extend_from_slice(env);
+        Self::launch(cp, dir, pki, &all_args, &all_env).await
+    }
+
+    /// Starts `azwi-webhook serve` with exactly `args` (plus the listener addresses) and `env` plus
+    /// the webhook's kubeconfig, e.g. as a rendered Deployment configures it.
+    pub async fn launch<A: AsRef<str>, K: AsRef<str>, V: AsRef<str>>(
+        cp: &ControlPlane,
+        dir: TempDir,
+        pki: Option<TestPki>,
+        args: &[A],
+        env: &[(K, V)],
+    ) -> Self {
+        let kubeconfig = cp.webhook_kubeconfig.display().to_string();
+        let mut all_env: Vec<(&str, &str)> = vec![("KUBECONFIG", kubeconfig.as_str())];
+        all_env.extend(env.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
+        let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
         let running = start_serve(
             &cp.webhook_bin,
             dir.path(),
-            &all_args,
+            &args,
             &all_env,
             Duration::from_secs(60),
         )
