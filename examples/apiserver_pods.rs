@@ -95,15 +95,12 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
-/// Cumulative bucket counts of kube-apiserver's admission histogram for our webhook.
-fn webhook_buckets(metrics: &str) -> BTreeMap<String, f64> {
+/// Cumulative bucket counts of histogram `family` over the samples whose labels include `labels`.
+fn buckets(metrics: &str, family: &str, labels: &[&str]) -> BTreeMap<String, f64> {
+    let prefix = format!("{family}_bucket{{");
     metrics
         .lines()
-        .filter(|l| {
-            l.starts_with("apiserver_admission_webhook_admission_duration_seconds_bucket{")
-                && l.contains(&format!("name=\"{WEBHOOK_NAME}\""))
-                && l.contains("rejected=\"false\"")
-        })
+        .filter(|l| l.starts_with(&prefix) && labels.iter().all(|label| l.contains(label)))
         .filter_map(|l| {
             let le = l.split("le=\"").nth(1)?.split('"').next()?.to_owned();
             let count = l.rsplit(' ').next()?.parse::<f64>().ok()?;
@@ -157,6 +154,19 @@ fn histogram_quantile(
     None
 }
 
+/// User plus system CPU time of process `pid` (utime and stime of /proc/PID/stat).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th fields.
+    let after = stat.rsplit(')').next().expect("stat fields");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 =
+        fields[11].parse::<f64>().expect("utime") + fields[12].parse::<f64>().expect("stime");
+    // SAFETY: sysconf takes a plain integer name and has no other effect.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks / hz
+}
+
 async fn apiserver_metrics(client: &kube::Client) -> String {
     let request = axum::http::Request::get("/metrics")
         .body(Vec::new())
@@ -199,7 +209,20 @@ async fn main() {
     let sar_before = webhook
         .metric("azwi_rbac_checks_total", &["cached=\"false\""])
         .await;
-    let before = webhook_buckets(&apiserver_metrics(&client).await);
+    let apiserver_family = "apiserver_admission_webhook_admission_duration_seconds";
+    let apiserver_labels = [&*format!("name=\"{WEBHOOK_NAME}\""), "rejected=\"false\""];
+    let own_labels = [&*format!("namespace=\"{with}\"")];
+    let before = buckets(
+        &apiserver_metrics(&client).await,
+        apiserver_family,
+        &apiserver_labels,
+    );
+    let own_before = buckets(
+        &webhook.running.metrics().await,
+        "azwi_mutation_request",
+        &own_labels,
+    );
+    let cpu_before = cpu_seconds(webhook.running.child.pid());
 
     println!(
         "| round | webhook | pods | pods/s | create p50 | create p99 |\n|---|---|---|---|---|---|"
@@ -222,7 +245,17 @@ async fn main() {
                 .push(percentile(&lat, 0.5));
         }
     }
-    let after = webhook_buckets(&apiserver_metrics(&client).await);
+    let after = buckets(
+        &apiserver_metrics(&client).await,
+        apiserver_family,
+        &apiserver_labels,
+    );
+    let own_after = buckets(
+        &webhook.running.metrics().await,
+        "azwi_mutation_request",
+        &own_labels,
+    );
+    let cpu = cpu_seconds(webhook.running.child.pid()) - cpu_before;
     let sar = webhook
         .metric("azwi_rbac_checks_total", &["cached=\"false\""])
         .await
@@ -243,16 +276,26 @@ async fn main() {
         "pods/s, median of rounds: without webhook {rate_no:.0}, with {rate_yes:.0} (ratio {:.2})",
         rate_yes / rate_no
     );
-    let fmt = |q| match histogram_quantile(q, &before, &after) {
+    let fmt = |q, before, after| match histogram_quantile(q, before, after) {
         Some(s) => format!("{:.2} ms", s * 1e3),
         None => "no samples".to_owned(),
     };
     println!(
         "kube-apiserver apiserver_admission_webhook_admission_duration_seconds{{name=\"{WEBHOOK_NAME}\"}}: \
          p50 {}, p99 {} (interpolated within buckets {:?})",
-        fmt(0.5),
-        fmt(0.99),
+        fmt(0.5, &before, &after),
+        fmt(0.99, &before, &after),
         after.keys().collect::<Vec<_>>()
+    );
+    println!(
+        "webhook's own azwi_mutation_request (namespace {with}): p50 {}, p99 {}",
+        fmt(0.5, &own_before, &own_after),
+        fmt(0.99, &own_before, &own_after)
+    );
+    let admitted = (o.pods * o.rounds) as f64;
+    println!(
+        "webhook process CPU: {cpu:.2} s for {admitted} pods, {:.0} us per review",
+        cpu / admitted * 1e6
     );
     println!("webhook: {reviews} reviews, {sar} SubjectAccessReviews sent (azwi_rbac_checks_total{{cached=\"false\"}})");
 }
