@@ -60,6 +60,23 @@ fn azure_env(container: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// What the webhook injects for `CLIENT_ID` and the cluster tenant, before any CA variable.
+fn injected(identity_binding: bool) -> Vec<(String, String)> {
+    let mut env = pairs(&[
+        ("AZURE_CLIENT_ID", CLIENT_ID),
+        ("AZURE_TENANT_ID", TENANT),
+        ("AZURE_FEDERATED_TOKEN_FILE", TOKEN_FILE),
+        ("AZURE_AUTHORITY_HOST", AUTHORITY),
+    ]);
+    if identity_binding {
+        env.extend(pairs(&[
+            ("AZURE_KUBERNETES_TOKEN_PROXY", TOKEN_PROXY),
+            ("AZURE_KUBERNETES_SNI_NAME", SNI_NAME),
+        ]));
+    }
+    env
+}
+
 fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
     expected
         .iter()
@@ -299,6 +316,33 @@ fn pod(
     .to_string()
 }
 
+/// Pod `app` asking for identity binding, for service account `bound`, which is created with the
+/// client ID and the ClusterRoleBinding that allows it; returns the stored pod.
+fn bound_identity_binding_pod(cp: &ControlPlane, ns: &str) -> Value {
+    cp.service_account(
+        ns,
+        "bound",
+        &[("azure.workload.identity/client-id", CLIENT_ID)],
+    );
+    cp.allow_managed_identity(ns, "bound", CLIENT_ID);
+    cp.create_pod(&pod(
+        ns,
+        "app",
+        "bound",
+        json!({"azure.workload.identity/use-identity-binding": "true"}),
+        json!({"containers": [busybox("app")]}),
+    ))
+}
+
+/// Service account `workload` with client ID `CLIENT_ID` (no identity-binding grant).
+fn workload_account(cp: &ControlPlane, ns: &str) {
+    cp.service_account(
+        ns,
+        "workload",
+        &[("azure.workload.identity/client-id", CLIENT_ID)],
+    );
+}
+
 fn busybox(name: &str) -> Value {
     json!({"name": name, "image": "busybox"})
 }
@@ -306,14 +350,8 @@ fn busybox(name: &str) -> Value {
 #[tokio::test]
 async fn plain_workload_identity_with_init_containers_and_skip_containers() {
     let cp = ControlPlane::from_env();
-    let webhook = E2eWebhook::start(&cp, Certs::Provided, &[], &[]).await;
-    let ns = cp.namespace("plain");
-    let _registered = cp.register(&unique("plain"), &webhook, &[&ns]).await;
-    cp.service_account(
-        &ns,
-        "workload",
-        &[("azure.workload.identity/client-id", CLIENT_ID)],
-    );
+    let (webhook, ns, _registered) = cp.scenario("plain", &[], &[]).await;
+    workload_account(&cp, &ns);
 
     let manifest = pod(
         &ns,
@@ -323,15 +361,9 @@ async fn plain_workload_identity_with_init_containers_and_skip_containers() {
         json!({"initContainers": [busybox("init"), busybox("init-skip")],
                "containers": [busybox("app"), busybox("sidecar")]}),
     );
-    cp.ok(&["apply", "-f", "-"], Some(&manifest));
-    let pod = cp.get(&["-n", &ns, "pod", "app"]);
+    let pod = cp.create_pod(&manifest);
 
-    let expected = pairs(&[
-        ("AZURE_CLIENT_ID", CLIENT_ID),
-        ("AZURE_TENANT_ID", TENANT),
-        ("AZURE_FEDERATED_TOKEN_FILE", TOKEN_FILE),
-        ("AZURE_AUTHORITY_HOST", AUTHORITY),
-    ]);
+    let expected = injected(false);
     let volume = reserved_volume(&pod);
     assert_token_source(volume, "api://AzureADTokenExchange");
     assert_eq!(
@@ -368,34 +400,13 @@ async fn identity_binding_with_a_config_map_ca_and_with_ca_data() {
     for (webhook, kind) in [(&from_config_map, "configmap"), (&from_data, "data")] {
         let ns = cp.namespace(kind);
         let _registered = cp.register(&unique(kind), webhook, &[&ns]).await;
-        cp.service_account(
-            &ns,
-            "bound",
-            &[("azure.workload.identity/client-id", CLIENT_ID)],
-        );
-        cp.allow_managed_identity(&ns, "bound", CLIENT_ID);
-        let manifest = pod(
-            &ns,
-            "app",
-            "bound",
-            json!({"azure.workload.identity/use-identity-binding": "true"}),
-            json!({"containers": [busybox("app")]}),
-        );
-        cp.ok(&["apply", "-f", "-"], Some(&manifest));
-        let pod = cp.get(&["-n", &ns, "pod", "app"]);
+        let pod = bound_identity_binding_pod(&cp, &ns);
         let app = container(&pod, "containers", "app");
         let volume = reserved_volume(&pod);
         assert_token_source(volume, "api://AKSIdentityBinding");
         assert_mounted(app, volume);
         let sources = volume["projected"]["sources"].as_array().expect("sources");
-        let mut expected = pairs(&[
-            ("AZURE_CLIENT_ID", CLIENT_ID),
-            ("AZURE_TENANT_ID", TENANT),
-            ("AZURE_FEDERATED_TOKEN_FILE", TOKEN_FILE),
-            ("AZURE_AUTHORITY_HOST", AUTHORITY),
-            ("AZURE_KUBERNETES_TOKEN_PROXY", TOKEN_PROXY),
-            ("AZURE_KUBERNETES_SNI_NAME", SNI_NAME),
-        ]);
+        let mut expected = injected(true);
         if kind == "configmap" {
             expected.push(("AZURE_KUBERNETES_CA_FILE".into(), CA_FILE.into()));
             assert!(
@@ -418,14 +429,8 @@ async fn identity_binding_with_a_config_map_ca_and_with_ca_data() {
 #[tokio::test]
 async fn server_dry_run_admits_the_same_way_shows_warnings_and_stores_nothing() {
     let cp = ControlPlane::from_env();
-    let webhook = E2eWebhook::start(&cp, Certs::Provided, &[], &[]).await;
-    let ns = cp.namespace("dryrun");
-    let _registered = cp.register(&unique("dryrun"), &webhook, &[&ns]).await;
-    cp.service_account(
-        &ns,
-        "workload",
-        &[("azure.workload.identity/client-id", CLIENT_ID)],
-    );
+    let (_webhook, ns, _registered) = cp.scenario("dryrun", &[], &[]).await;
+    workload_account(&cp, &ns);
 
     // skip-containers naming a container the pod does not have is a warning, not a denial.
     let manifest = pod(
@@ -481,9 +486,7 @@ async fn server_dry_run_admits_the_same_way_shows_warnings_and_stores_nothing() 
 #[tokio::test]
 async fn service_accounts_created_or_reannotated_after_start_come_through_the_watch() {
     let cp = ControlPlane::from_env();
-    let webhook = E2eWebhook::start(&cp, Certs::Provided, &[], &[]).await;
-    let ns = cp.namespace("watch");
-    let _registered = cp.register(&unique("watch"), &webhook, &[&ns]).await;
+    let (webhook, ns, _registered) = cp.scenario("watch", &[], &[]).await;
     let api_lookups = |text: &str| {
         metric_sum(
             text,
@@ -520,8 +523,7 @@ async fn service_accounts_created_or_reannotated_after_start_come_through_the_wa
             json!({}),
             json!({"containers": [busybox("app")]}),
         );
-        cp.ok(&["apply", "-f", "-"], Some(&manifest));
-        cp.get(&["-n", &ns, "pod", name])
+        cp.create_pod(&manifest)
     };
     let first = create("first");
     assert_eq!(
@@ -585,14 +587,8 @@ async fn proxy_sidecar_is_native_on_a_current_server() {
             "mcr.microsoft.com/oss/azure/workload-identity/proxy-init:v1.6.0",
         ),
     ];
-    let webhook = E2eWebhook::start(&cp, Certs::Provided, &[], &env).await;
-    let ns = cp.namespace("proxy");
-    let _registered = cp.register(&unique("proxy"), &webhook, &[&ns]).await;
-    cp.service_account(
-        &ns,
-        "workload",
-        &[("azure.workload.identity/client-id", CLIENT_ID)],
-    );
+    let (_webhook, ns, _registered) = cp.scenario("proxy", &[], &env).await;
+    workload_account(&cp, &ns);
     let manifest = pod(
         &ns,
         "app",
@@ -600,8 +596,7 @@ async fn proxy_sidecar_is_native_on_a_current_server() {
         json!({"azure.workload.identity/inject-proxy-sidecar": "true"}),
         json!({"initContainers": [busybox("setup")], "containers": [busybox("app")]}),
     );
-    cp.ok(&["apply", "-f", "-"], Some(&manifest));
-    let pod = cp.get(&["-n", &ns, "pod", "app"]);
+    let pod = cp.create_pod(&manifest);
     let names = |list: &str| -> Vec<String> {
         pod["spec"][list]
             .as_array()
@@ -696,11 +691,7 @@ async fn a_container_added_by_a_later_webhook_is_injected_on_reinvocation_withou
         &[&ns],
     );
 
-    cp.service_account(
-        &ns,
-        "workload",
-        &[("azure.workload.identity/client-id", CLIENT_ID)],
-    );
+    workload_account(&cp, &ns);
     let manifest = pod(
         &ns,
         "app",
@@ -720,22 +711,12 @@ async fn a_container_added_by_a_later_webhook_is_injected_on_reinvocation_withou
     })
     .await;
     assert!(added, "the adder webhook never took effect: {last}");
-    cp.ok(&["apply", "-f", "-"], Some(&manifest));
-    let pod = cp.get(&["-n", &ns, "pod", "app"]);
+    let pod = cp.create_pod(&manifest);
 
     let volume = reserved_volume(&pod);
     for name in ["app", "added-later"] {
         let c = container(&pod, "containers", name);
-        assert_eq!(
-            azure_env(c),
-            pairs(&[
-                ("AZURE_CLIENT_ID", CLIENT_ID),
-                ("AZURE_TENANT_ID", TENANT),
-                ("AZURE_FEDERATED_TOKEN_FILE", TOKEN_FILE),
-                ("AZURE_AUTHORITY_HOST", AUTHORITY),
-            ]),
-            "{name}, once each: {pod:#}"
-        );
+        assert_eq!(azure_env(c), injected(false), "{name}, once each: {pod:#}");
         assert_mounted(c, volume);
     }
     assert_eq!(
@@ -753,11 +734,7 @@ async fn self_managed_certificates_are_created_published_trusted_and_reused_by_a
     use controlplane::{SHIPPED_SECRET, SHIPPED_WEBHOOK_CONFIG, WEBHOOK_NAMESPACE};
     let cp = ControlPlane::from_env();
     let ns = cp.namespace("selfmanaged");
-    cp.service_account(
-        &ns,
-        "workload",
-        &[("azure.workload.identity/client-id", CLIENT_ID)],
-    );
+    workload_account(&cp, &ns);
     // Registered as the manifests install it: empty caBundle, the webhook not yet running.
     let unreachable = format!("https://{}:1/mutate-v1-pod", controlplane::WEBHOOK_HOST);
     let registration = cp.register_url(SHIPPED_WEBHOOK_CONFIG, &unreachable, None, &[&ns]);
@@ -788,8 +765,7 @@ async fn self_managed_certificates_are_created_published_trusted_and_reused_by_a
             json!({}),
             json!({"containers": [busybox("app")]}),
         );
-        cp.ok(&["apply", "-f", "-"], Some(&manifest));
-        let pod = cp.get(&["-n", &ns, "pod", name]);
+        let pod = cp.create_pod(&manifest);
         assert_eq!(
             azure_env(container(&pod, "containers", "app")).len(),
             4,
@@ -817,14 +793,8 @@ async fn self_managed_certificates_are_created_published_trusted_and_reused_by_a
 async fn mutual_tls_with_the_api_server() {
     let cp = ControlPlane::from_env();
     let trusted = format!("--client-ca-file={}", cp.admission_client_ca.display());
-    let webhook = E2eWebhook::start(&cp, Certs::Provided, &[&trusted], &[]).await;
-    let ns = cp.namespace("mtls");
-    let _registered = cp.register(&unique("mtls"), &webhook, &[&ns]).await;
-    cp.service_account(
-        &ns,
-        "workload",
-        &[("azure.workload.identity/client-id", CLIENT_ID)],
-    );
+    let (_webhook, ns, _registered) = cp.scenario("mtls", &[&trusted], &[]).await;
+    workload_account(&cp, &ns);
     let manifest = pod(
         &ns,
         "app",
@@ -832,8 +802,7 @@ async fn mutual_tls_with_the_api_server() {
         json!({}),
         json!({"containers": [busybox("app")]}),
     );
-    cp.ok(&["apply", "-f", "-"], Some(&manifest));
-    let stored = cp.get(&["-n", &ns, "pod", "app"]);
+    let stored = cp.create_pod(&manifest);
     assert_eq!(
         azure_env(container(&stored, "containers", "app")).len(),
         4,
@@ -850,11 +819,7 @@ async fn mutual_tls_with_the_api_server() {
         Some(strict.ca_pem()),
         &[&ns],
     );
-    cp.service_account(
-        &ns,
-        "workload",
-        &[("azure.workload.identity/client-id", CLIENT_ID)],
-    );
+    workload_account(&cp, &ns);
     let refused = poll(Duration::from_secs(30), || {
         let out = registration.probe(&cp);
         !out.success && out.stderr.contains("failed calling webhook")
@@ -1012,33 +977,8 @@ async fn the_chart_rendered_configuration_admits_a_pod() {
     ));
     let _registered = cp.register_rendered(&configuration, &webhook, &probe).await;
 
-    cp.service_account(
-        &ns,
-        "bound",
-        &[("azure.workload.identity/client-id", CLIENT_ID)],
-    );
-    cp.allow_managed_identity(&ns, "bound", CLIENT_ID);
-    let manifest = pod(
-        &ns,
-        "app",
-        "bound",
-        json!({"azure.workload.identity/use-identity-binding": "true"}),
-        json!({"containers": [busybox("app")]}),
-    );
-    cp.ok(&["apply", "-f", "-"], Some(&manifest));
-    let stored = cp.get(&["-n", &ns, "pod", "app"]);
+    let stored = bound_identity_binding_pod(&cp, &ns);
     let app = container(&stored, "containers", "app");
-    assert_eq!(
-        azure_env(app),
-        pairs(&[
-            ("AZURE_CLIENT_ID", CLIENT_ID),
-            ("AZURE_TENANT_ID", TENANT),
-            ("AZURE_FEDERATED_TOKEN_FILE", TOKEN_FILE),
-            ("AZURE_AUTHORITY_HOST", AUTHORITY),
-            ("AZURE_KUBERNETES_TOKEN_PROXY", TOKEN_PROXY),
-            ("AZURE_KUBERNETES_SNI_NAME", SNI_NAME),
-        ]),
-        "{stored:#}"
-    );
+    assert_eq!(azure_env(app), injected(true), "{stored:#}");
     assert_token_source(reserved_volume(&stored), "api://AKSIdentityBinding");
 }

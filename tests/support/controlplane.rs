@@ -133,6 +133,15 @@ impl ControlPlane {
         serde_json::from_str(&self.ok(&all, None)).expect("kubectl -o json")
     }
 
+    /// Applies the pod `manifest` (JSON) and returns the pod as kube-apiserver stored it.
+    pub fn create_pod(&self, manifest: &str) -> Value {
+        self.ok(&["apply", "-f", "-"], Some(manifest));
+        let pod: Value = serde_json::from_str(manifest).expect("pod manifest is JSON");
+        let meta = &pod["metadata"];
+        let (ns, name) = (meta["namespace"].as_str(), meta["name"].as_str());
+        self.get(&["-n", ns.expect("namespace"), "pod", name.expect("name")])
+    }
+
     /// Whether `kubectl get ARGS` finds the object.
     pub fn exists(&self, args: &[&str]) -> bool {
         let mut all = vec!["get"];
@@ -262,6 +271,22 @@ subjects:
             kubectl: self.kubectl.clone(),
             kubeconfig: self.kubeconfig.clone(),
         }
+    }
+}
+
+impl ControlPlane {
+    /// What most scenarios start from: a webhook (provided certificates, `args`, `env`) registered
+    /// for a new namespace named after `prefix`. Keep the registration alive for the whole test.
+    pub async fn scenario(
+        &self,
+        prefix: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> (E2eWebhook, String, Registration) {
+        let webhook = E2eWebhook::start(self, Certs::Provided, args, env).await;
+        let ns = self.namespace(prefix);
+        let registration = self.register(&unique(prefix), &webhook, &[&ns]).await;
+        (webhook, ns, registration)
     }
 }
 
