@@ -11,7 +11,7 @@ use crate::certs;
 use crate::config::RbacCheck;
 use crate::config::{ipv4_fallback, ServeConfig};
 use crate::k8s::authz::{CacheConfig as AuthzCacheConfig, CachedAuthorizer, SubjectAccessReviews};
-use crate::k8s::cache::{CacheOptions, CachedServiceAccounts, LookupObserver};
+use crate::k8s::cache::{CacheOptions, CachedServiceAccounts, LookupObserver, WatchObserver};
 use crate::k8s::client::{client_from_config, infer_config, ClientOptions};
 use crate::k8s::discovery::{Discovery, DiscoveryOptions};
 use crate::k8s::live::LiveServiceAccounts;
@@ -212,8 +212,13 @@ fn kubernetes_parts(
         let metrics = metrics.clone();
         Arc::new(move |source, result| metrics.record_service_account_lookup(source, result))
     };
+    let watch_observer: WatchObserver = {
+        let metrics = metrics.clone();
+        Arc::new(move |activity| metrics.record_service_account_watch(activity))
+    };
     let options = CacheOptions {
         observer: Some(observer),
+        watch_observer: Some(watch_observer),
         ..CacheOptions::default()
     };
     let (cache, _) = CachedServiceAccounts::spawn_with(

@@ -2,17 +2,19 @@
 //! subscriber (`logging::subscriber`), carrying uid, namespace, pod (name or generateName),
 //! service account, outcome, reason and duration; and nothing secret, at info or debug.
 
+#[path = "support/log_buffer.rs"]
+mod log_buffer;
 #[path = "support/tls.rs"]
 mod tls_support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use azwi_webhook::admission::Admitter;
 use azwi_webhook::k8s::service_accounts::{LookupError, ServiceAccountMeta, ServiceAccounts};
 use azwi_webhook::metrics::Metrics;
 use azwi_webhook::review::BoxFuture;
 use azwi_webhook::settings::{ClusterCa, IdentityBinding, ProxySettings, Settings};
+use log_buffer::Buffer;
 use serde_json::{json, Value};
 use tracing_subscriber::EnvFilter;
 
@@ -20,38 +22,6 @@ use tracing_subscriber::EnvFilter;
 const SECRET_ENV: &str = "hunter2-do-not-log-0f9e8d7c";
 /// Likewise for an annotation value.
 const SECRET_ANNOTATION: &str = "annotation-secret-5a4b3c2d";
-
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'w> tracing_subscriber::fmt::MakeWriter<'w> for Buffer {
-    type Writer = Buffer;
-    fn make_writer(&'w self) -> Buffer {
-        self.clone()
-    }
-}
-
-impl Buffer {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).expect("utf-8")
-    }
-    fn lines(&self) -> Vec<Value> {
-        self.text()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-            .collect()
-    }
-}
 
 struct OneAccount(Arc<ServiceAccountMeta>);
 

@@ -15,6 +15,8 @@ pub(super) const MUTATION_REQUEST: &str = "azwi_mutation_request";
 pub(super) const ADMISSION_REQUESTS: &str = "azwi_admission_requests_total";
 pub(super) const SA_LOOKUPS: &str = "azwi_service_account_lookups_total";
 pub(super) const SA_CACHE_OBJECTS: &str = "azwi_service_account_cache_objects";
+pub(super) const SA_WATCH_LISTS: &str = "azwi_service_account_watch_lists_total";
+pub(super) const SA_WATCH_FAILURES: &str = "azwi_service_account_watch_failures_total";
 pub(super) const RBAC_CHECKS: &str = "azwi_rbac_checks_total";
 pub(super) const RBAC_DURATION: &str = "azwi_rbac_check_duration_seconds";
 pub(super) const TLS_EXPIRY: &str = "azwi_tls_certificate_expiry_timestamp_seconds";
@@ -45,6 +47,8 @@ pub(super) struct Families {
     /// Indexed `[LookupSource as usize][LookupResult as usize]`.
     pub sa_lookups: [[IntCounter; LookupResult::ALL.len()]; LookupSource::ALL.len()],
     pub sa_cache_objects: IntGauge,
+    pub sa_watch_lists: IntCounter,
+    pub sa_watch_failures: IntCounter,
     /// Indexed `[RbacResult as usize][cached as usize]`.
     pub rbac_checks: [[IntCounter; 2]; RbacResult::ALL.len()],
     pub rbac_duration: Histogram,
@@ -119,6 +123,23 @@ impl Families {
             IntGauge::new(
                 SA_CACHE_OBJECTS,
                 "Service accounts held in the metadata-only watch cache.",
+            ),
+        )?;
+
+        let sa_watch_lists = register(
+            &registry,
+            SA_WATCH_LISTS,
+            IntCounter::new(
+                SA_WATCH_LISTS,
+                "Service-account (re)lists started by the watch: the first, then one per watch that cannot resume.",
+            ),
+        )?;
+        let sa_watch_failures = register(
+            &registry,
+            SA_WATCH_FAILURES,
+            IntCounter::new(
+                SA_WATCH_FAILURES,
+                "Failed service-account list or watch requests (each followed by a backoff of 0.8 s doubling to 30 s).",
             ),
         )?;
 
@@ -203,6 +224,8 @@ impl Families {
             mutation_request,
             sa_lookups,
             sa_cache_objects,
+            sa_watch_lists,
+            sa_watch_failures,
             rbac_checks,
             rbac_duration,
             tls_expiry,

@@ -47,7 +47,7 @@ pub struct MetricsError {
 }
 
 /// The cache's own lookup vocabulary is the metric's label set.
-pub use crate::k8s::cache::{LookupOutcome as LookupResult, LookupSource};
+pub use crate::k8s::cache::{LookupOutcome as LookupResult, LookupSource, WatchActivity};
 
 /// The answer of one identity-binding RBAC check (`result` label of `azwi_rbac_checks_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +133,14 @@ impl Metrics {
     /// Counts one service-account lookup step (a cache read, or the live GET after a cache miss).
     pub fn record_service_account_lookup(&self, source: LookupSource, result: LookupResult) {
         self.inner.sa_lookups[source as usize][result as usize].inc();
+    }
+
+    /// Counts what the service-account watch did: a (re)list started, or a failed request.
+    pub fn record_service_account_watch(&self, activity: WatchActivity) {
+        match activity {
+            WatchActivity::List => self.inner.sa_watch_lists.inc(),
+            WatchActivity::Failure => self.inner.sa_watch_failures.inc(),
+        }
     }
 
     /// Sets `azwi_service_account_cache_objects` to the number of service accounts the watch cache holds.

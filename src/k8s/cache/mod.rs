@@ -10,11 +10,12 @@
 //!   a miss asks the API server ([`LiveServiceAccounts::fetch`]); concurrent misses for one key share
 //!   one request. The answer is *not* stored: the watch delivers the object with its resourceVersion,
 //!   and storing a GET result could overwrite a newer watch event with an older read.
-//! - Outages: the watch retries forever with kube's default backoff while the index keeps serving what
-//!   it has; only misses fail (as [`LookupError::Unavailable`]).
+//! - Outages: the watch retries forever, backing off from 0.8 s to 30 s (reset only once the API
+//!   server answers again), while the index keeps serving what it has; only misses fail (as [`LookupError::Unavailable`]).
 //! - Readiness: [`CachedServiceAccounts::is_synced`] turns true after the first full list and stays
 //!   true (a relist after `410 Gone` keeps serving the old content until the new list is complete).
 
+mod backoff;
 mod index;
 mod inflight;
 mod watch;
@@ -92,11 +93,25 @@ impl LookupOutcome {
 /// cheap (incrementing a Prometheus counter is).
 pub type LookupObserver = Arc<dyn Fn(LookupSource, LookupOutcome) + Send + Sync>;
 
+/// What the watch task reports for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchActivity {
+    /// A (re)list starts: the first one, then one after each watch that cannot be resumed.
+    List,
+    /// A list or watch request failed; the next attempt waits for the backoff.
+    Failure,
+}
+
+/// Receives [`WatchActivity`] from the watch task.
+pub type WatchObserver = Arc<dyn Fn(WatchActivity) + Send + Sync>;
+
 /// Knobs for [`CachedServiceAccounts::spawn_with`].
 #[derive(Clone)]
 pub struct CacheOptions {
     /// Lookup reporting for metrics; `None` reports nothing.
     pub observer: Option<LookupObserver>,
+    /// Watch (re)lists and failures, for metrics; `None` reports nothing.
+    pub watch_observer: Option<WatchObserver>,
     /// The watcher configuration; the default asks for bookmarks, 500-object list pages and kube's
     /// 290 s watch timeout.
     pub watcher: watcher::Config,
@@ -112,6 +127,7 @@ impl Default for CacheOptions {
     fn default() -> Self {
         Self {
             observer: None,
+            watch_observer: None,
             watcher: watcher::Config::default(),
             annotation_prefix: Some(DEFAULT_ANNOTATION_PREFIX.to_owned()),
         }
@@ -133,6 +149,7 @@ struct Shared {
     live: LiveServiceAccounts,
     inflight: Inflight,
     observer: Option<LookupObserver>,
+    watch_observer: Option<WatchObserver>,
     annotation_prefix: Option<String>,
 }
 
@@ -161,6 +178,7 @@ impl CachedServiceAccounts {
             live,
             inflight: Inflight::default(),
             observer: options.observer,
+            watch_observer: options.watch_observer,
             annotation_prefix: options.annotation_prefix,
         });
         let task = tokio::spawn(watch::run(shared.clone(), watch_client, options.watcher));
@@ -233,6 +251,12 @@ impl ServiceAccounts for CachedServiceAccounts {
 }
 
 impl Shared {
+    fn observe_watch(&self, activity: WatchActivity) {
+        if let Some(observer) = &self.watch_observer {
+            observer(activity);
+        }
+    }
+
     fn read(&self) -> RwLockReadGuard<'_, Index> {
         // Index updates are single map operations, so a panic elsewhere cannot leave it half-changed.
         self.index

@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::api::PartialObjectMeta;
-use kube::runtime::{watcher, WatchStreamExt};
+use kube::runtime::watcher;
 use kube::{Api, Client};
 
+use super::backoff::Backoff;
 use super::index::Index;
-use super::Shared;
+use super::{Shared, WatchActivity};
 use crate::k8s::live::service_account_meta;
 use crate::k8s::service_accounts::ServiceAccountMeta;
 
@@ -20,22 +21,34 @@ use crate::k8s::service_accounts::ServiceAccountMeta;
 /// allows two a minute, which is noise during a long API server outage).
 const WARN_EVERY: Duration = Duration::from_secs(300);
 
-/// Runs the watch forever: errors are logged and retried with kube's default backoff (0.8 s doubling
-/// to 30 s, with jitter), and the index keeps serving meanwhile.
+/// Runs the watch forever: errors are logged and retried with [`Backoff`] (0.8 s doubling to 30 s,
+/// plus jitter), and the index keeps serving meanwhile.
 pub(super) async fn run(shared: Arc<Shared>, client: Client, config: watcher::Config) {
     let api = Api::<PartialObjectMeta<ServiceAccount>>::all(client);
-    let mut events = pin!(watcher(api, config).default_backoff());
+    // The watcher retries as soon as it is polled after an error; the delay is ours.
+    let mut events = pin!(watcher(api, config));
     // Objects of a (re)list in progress; swapped in whole at InitDone so readers never see a
     // half-listed cache.
     let mut relist: Option<Index> = None;
     let mut failing = Failing::default();
+    let mut backoff = Backoff::default();
     while let Some(event) = events.next().await {
         match event {
+            // Yielded before the list request is sent: no proof the API server answers.
+            Ok(event @ watcher::Event::Init) => {
+                shared.observe_watch(WatchActivity::List);
+                apply(&shared, &mut relist, event);
+            }
             Ok(event) => {
+                backoff.reset();
                 failing.recovered();
                 apply(&shared, &mut relist, event);
             }
-            Err(error) => failing.failed(&error),
+            Err(error) => {
+                shared.observe_watch(WatchActivity::Failure);
+                failing.failed(&error);
+                tokio::time::sleep(backoff.next_delay()).await;
+            }
         }
     }
     // `watcher` streams never end; reaching this is a bug worth shouting about.
