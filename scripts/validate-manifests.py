@@ -75,7 +75,7 @@ MWC = "azure-wi-webhook-mutating-webhook-configuration"
 WEBHOOK = "mutation.azure-workload-identity.io"
 WEBHOOK_PATH = "/mutate-v1-pod"
 
-# serve flags (DESIGN.md section 3). True = takes a value, False = boolean switch.
+# serve flags (README, "Configuration"). True = takes a value, False = boolean switch.
 ALLOWED_FLAGS: Dict[str, bool] = {
     "webhook-addr": True,
     "webhook-cert-dir": True,

@@ -1,7 +1,7 @@
 //! The short fuzz run for CI: proptest-generated AdmissionReviews (structured pods with every
 //! annotation the mutation reads, wrong types and nulls mixed in) and byte-level corruptions of
 //! them, through `Admitter::admit` with in-memory service accounts. Every response must keep the
-//! contract (DESIGN §3 HTTP) and every patch must apply to the object it was made for. The long
+//! contract (README, "HTTP contract") and every patch must apply to the object it was made for. The long
 //! campaign is cargo-fuzz (fuzz/, docs/reliability.md).
 
 use std::sync::Arc;

@@ -166,8 +166,7 @@ async fn every_admission_line_carries_the_fields_sres_filter_on() {
     }
 }
 
-/// The issue asks for outcome, reason and duration on *every* admission line; the malformed-body
-/// line (src/admission/handler.rs) has only uid, outcome and error today. Un-ignore once fixed.
+/// Outcome, reason and duration are on *every* admission line, the malformed-body one included.
 #[tokio::test]
 async fn malformed_review_line_has_reason_and_duration() {
     let body = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u-bad","operation":5}}"#;

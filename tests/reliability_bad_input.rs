@@ -1,5 +1,5 @@
 //! Bad-input catalogue against the real `serve` wiring over TLS: every malformed or hostile body
-//! gets the error the contract (DESIGN §3 HTTP) names, over HTTP/1.1 and HTTP/2, and the very next
+//! gets the error the contract (README, "HTTP contract") names, over HTTP/1.1 and HTTP/2, and the very next
 //! valid review on a fresh connection is still mutated.
 
 #[path = "support/fake_apiserver.rs"]

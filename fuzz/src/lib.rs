@@ -123,7 +123,7 @@ impl Default for Harness {
     }
 }
 
-/// The error contract (DESIGN §3 HTTP): 200 for a decodable review, 400 otherwise; the body is
+/// The error contract (README, "HTTP contract"): 200 for a decodable review, 400 otherwise; the body is
 /// always an AdmissionReview; a 200 echoes the uid; a patch is base64 JSON that applies to the
 /// object it was computed for.
 pub fn check_reply(body: &[u8], status: u16, reply: &[u8]) {
