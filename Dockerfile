@@ -13,7 +13,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin azwi-webhook \
- && install -D -m 0755 target/release/azwi-webhook /out/azwi-webhook
+ && install -D -m 0755 target/release/azwi-webhook /out/azwi-webhook \
+ && ln -s /azwi-webhook /out/manager
 
 # Runtime stage: distroless "cc", not "static". The binary is built for the
 # default x86_64/aarch64-unknown-linux-gnu target, so it is dynamically linked
@@ -28,7 +29,9 @@ FROM gcr.io/distroless/cc-debian12:nonroot
 LABEL org.opencontainers.image.title="azwi-webhook" \
       org.opencontainers.image.description="Mutating admission webhook for Azure Workload Identity and AKS identity binding" \
       org.opencontainers.image.licenses="MIT"
-COPY --from=builder /out/azwi-webhook /azwi-webhook
+# /manager is the path upstream's chart and static manifests run (`command: /manager`): a symlink,
+# so an upgrade that keeps their command still starts this binary (COPY keeps the link).
+COPY --from=builder /out/ /
 USER 65532:65532
 # webhook (TLS), health, metrics
 EXPOSE 9443 9440 8095
