@@ -175,6 +175,7 @@ async fn webhook(args: &Args) -> Result<(), Error> {
         rbac_check: RbacCheck::Deny,
         max_in_flight_reviews: azwi_webhook::server::DEFAULT_MAX_IN_FLIGHT,
         pod_namespace: "azure-workload-identity-system".into(),
+        kubeconfig: None,
     };
     let bound = BoundListeners {
         webhook: listener(config.webhook_addr)?,

@@ -12,7 +12,7 @@ use crate::config::RbacCheck;
 use crate::config::{ipv4_fallback, ServeConfig};
 use crate::k8s::authz::{CacheConfig as AuthzCacheConfig, CachedAuthorizer, SubjectAccessReviews};
 use crate::k8s::cache::{CacheOptions, CachedServiceAccounts, LookupObserver, WatchObserver};
-use crate::k8s::client::{client_from_config, infer_config, ClientOptions};
+use crate::k8s::client::{client_from_config, load_config, ClientOptions};
 use crate::k8s::discovery::{Discovery, DiscoveryOptions};
 use crate::k8s::live::LiveServiceAccounts;
 use crate::metrics::Metrics;
@@ -39,7 +39,7 @@ pub enum StartupError {
         #[source]
         source: std::io::Error,
     },
-    #[error("Kubernetes client: {0} (set KUBECONFIG, or run in a pod with a service account)")]
+    #[error("Kubernetes client: {0}")]
     Kubernetes(#[source] crate::k8s::client::ClientError),
     #[error("TLS: {0}")]
     Tls(#[source] crate::tls::TlsError),
@@ -95,7 +95,9 @@ async fn serve_from_environment(
     settings: Settings,
 ) -> Result<(), StartupError> {
     let listeners = BoundListeners::bind(&config)?;
-    let kube_config = infer_config().await.map_err(StartupError::Kubernetes)?;
+    let kube_config = load_config(config.kubeconfig.as_deref())
+        .await
+        .map_err(StartupError::Kubernetes)?;
     serve(
         config,
         settings,

@@ -222,6 +222,18 @@ fn startup_failures_are_one_line_and_exit_1() {
     );
     drop(taken);
 
+    // A --kubeconfig that cannot be read.
+    assert_one_line_error(
+        &[
+            "serve",
+            "--disable-cert-rotation",
+            "--kubeconfig=/nonexistent/kubeconfig",
+        ],
+        &[TENANT],
+        1,
+        &["--kubeconfig", "/nonexistent/kubeconfig"],
+    );
+
     // No KUBECONFIG, an empty HOME and no in-cluster variables: nothing to talk to.
     assert_one_line_error(
         &["serve", "--disable-cert-rotation"],
@@ -238,16 +250,16 @@ async fn start_binary(dir: &Path, cert_dir: &Path, fake: &FakeApiServer) -> Runn
     std::fs::write(&kubeconfig, fake.kubeconfig()).expect("write kubeconfig");
     let cert_dir = format!("--webhook-cert-dir={}", cert_dir.display());
     let delay = format!("--shutdown-delay={}s", SHUTDOWN_DELAY.as_secs());
+    // Upstream's flag, as an out-of-cluster Deployment would pass it (e2e uses KUBECONFIG).
+    let kubeconfig = format!("--kubeconfig={}", kubeconfig.display());
     let args = [
         "--disable-cert-rotation",
         &cert_dir,
         &delay,
         "--log-level=info",
+        &kubeconfig,
     ];
-    let env = [
-        ("KUBECONFIG", kubeconfig.as_os_str()),
-        (TENANT.0, std::ffi::OsStr::new(TENANT.1)),
-    ];
+    let env = [TENANT];
     // Generous: startup is milliseconds, but the first sync goes through a debug-build TLS client
     // and CI machines stall.
     start_serve(Path::new(BIN), dir, &args, &env, Duration::from_secs(20)).await

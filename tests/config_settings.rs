@@ -93,6 +93,7 @@ fn defaults_give_documented_settings_and_serve_config() {
             rbac_check: RbacCheck::Deny,
             max_in_flight_reviews: 1000,
             pod_namespace: "azure-workload-identity-system".into(),
+            kubeconfig: None,
         }
     );
 }

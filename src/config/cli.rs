@@ -131,6 +131,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "MODE", default_value = "deny")]
     pub rbac_check: String,
 
+    /// Kubernetes client configuration file (as upstream's --kubeconfig). Unset: KUBECONFIG,
+    /// ~/.kube/config, else the in-cluster configuration.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
     /// Reviews handled at once; beyond this the webhook answers 429 at once instead of queueing.
     #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_in_flight_reviews: u32,

@@ -36,6 +36,8 @@ pub struct ServeConfig {
     pub max_in_flight_reviews: usize,
     /// `POD_NAMESPACE`: where the certificate Secret lives, and part of the service DNS name.
     pub pod_namespace: String,
+    /// `--kubeconfig`: read the client configuration from this file instead of inferring it.
+    pub kubeconfig: Option<PathBuf>,
 }
 
 /// Validates everything `serve` reads. The first problem found is returned; print it and exit with
@@ -60,6 +62,7 @@ pub fn load_serve(
         rbac_check: values::rbac_check(&args.rbac_check)?,
         max_in_flight_reviews: args.max_in_flight_reviews as usize,
         pod_namespace,
+        kubeconfig: args.kubeconfig.clone(),
     };
     Ok((config, settings))
 }

@@ -19,8 +19,18 @@ pub const USER_AGENT: &str = concat!("azwi-webhook/", env!("CARGO_PKG_VERSION"))
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// Neither a kubeconfig (`KUBECONFIG`, `~/.kube/config`) nor an in-cluster configuration was usable.
-    #[error("no Kubernetes client configuration found (tried KUBECONFIG, ~/.kube/config and in-cluster)")]
+    #[error(
+        "no Kubernetes client configuration found (tried KUBECONFIG, ~/.kube/config and in-cluster; \
+         set KUBECONFIG or --kubeconfig, or run in a pod with a service account)"
+    )]
     Infer(#[source] InferConfigError),
+    /// The file given with `--kubeconfig` could not be read or used.
+    #[error("cannot use --kubeconfig {path}: {source}")]
+    Kubeconfig {
+        path: std::path::PathBuf,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
     /// A configuration was found but a client could not be built from it (bad CA or client certificate).
     #[error("invalid Kubernetes client configuration")]
     Build(#[source] kube::Error),
@@ -69,6 +79,21 @@ impl Default for ClientOptions {
 /// request client and a watch client.
 pub async fn infer_config() -> Result<Config, ClientError> {
     Config::infer().await.map_err(ClientError::Infer)
+}
+
+/// The client configuration from `path` (its current context), or inferred when `path` is `None`.
+pub async fn load_config(path: Option<&std::path::Path>) -> Result<Config, ClientError> {
+    let Some(path) = path else {
+        return infer_config().await;
+    };
+    let failed = |source| ClientError::Kubeconfig {
+        path: path.to_owned(),
+        source,
+    };
+    let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(failed)?;
+    Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
+        .await
+        .map_err(failed)
 }
 
 /// Infers the configuration and builds a client with `options` applied.

@@ -55,6 +55,7 @@ pub fn serve_config(cert_dir: &Path, provided_certs: bool, pod_namespace: &str) 
         rbac_check: RbacCheck::Deny,
         max_in_flight_reviews: 1000,
         pod_namespace: pod_namespace.into(),
+        kubeconfig: None,
     }
 }
 
