@@ -176,6 +176,7 @@ async fn webhook(args: &Args) -> Result<(), Error> {
         max_in_flight_reviews: azwi_webhook::server::DEFAULT_MAX_IN_FLIGHT,
         pod_namespace: "azure-workload-identity-system".into(),
         kubeconfig: None,
+        ignored_flags: Vec::new(),
     };
     let bound = BoundListeners {
         webhook: listener(config.webhook_addr)?,

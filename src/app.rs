@@ -183,6 +183,12 @@ pub async fn serve(
         ],
     };
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "azwi-webhook starting");
+    for flag in &config.ignored_flags {
+        tracing::warn!(
+            flag,
+            "deprecated upstream flag ignored: it has no effect in this webhook; remove it"
+        );
+    }
     let options = ServeOptions {
         shutdown_delay: config.shutdown_delay,
         // Delay + drain must end inside the pod's terminationGracePeriodSeconds (30 s in the

@@ -258,6 +258,8 @@ async fn start_binary(dir: &Path, cert_dir: &Path, fake: &FakeApiServer) -> Runn
         &delay,
         "--log-level=info",
         &kubeconfig,
+        // A flag of upstream releases before v1.0, Go-style: accepted, ignored with a warning.
+        "-arc-cluster",
     ];
     let env = [TENANT];
     // Generous: startup is milliseconds, but the first sync goes through a debug-build TLS client
@@ -408,6 +410,10 @@ async fn sigterm_fails_readiness_at_once_serves_through_the_delay_drains_and_exi
     let exit = exit.unwrap_or_else(|| panic!("still running 10 s after the drain:\n{log}"));
     assert_eq!(exit.code(), Some(0), "{exit}:\n{log}");
     assert!(log.contains("received SIGTERM"), "{log}");
+    assert!(
+        log.contains("deprecated upstream flag ignored") && log.contains("--arc-cluster"),
+        "{log}"
+    );
     assert!(log.contains("shutdown complete"), "{log}");
     eprintln!(
         "sigterm: unready after {after:?}, drain after {drained:?}, exit after {:?}",

@@ -94,6 +94,7 @@ fn defaults_give_documented_settings_and_serve_config() {
             max_in_flight_reviews: 1000,
             pod_namespace: "azure-workload-identity-system".into(),
             kubeconfig: None,
+            ignored_flags: Vec::new(),
         }
     );
 }

@@ -131,6 +131,19 @@ pub struct ServeArgs {
     #[arg(long, value_name = "MODE", default_value = "deny")]
     pub rbac_check: String,
 
+    /// Upstream's Arc-cluster switch of releases before v1.0: accepted so old Deployments still start,
+    /// ignored with a warning (this webhook has no Arc-specific behaviour).
+    #[arg(
+        long,
+        hide = true,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = BoolishValueParser::new()
+    )]
+    pub arc_cluster: Option<bool>,
+
     /// Kubernetes client configuration file (as upstream's --kubeconfig). Unset: KUBECONFIG,
     /// ~/.kube/config, else the in-cluster configuration.
     #[arg(long, value_name = "FILE")]

@@ -38,6 +38,9 @@ pub struct ServeConfig {
     pub pod_namespace: String,
     /// `--kubeconfig`: read the client configuration from this file instead of inferring it.
     pub kubeconfig: Option<PathBuf>,
+    /// Upstream flags given on the command line that this webhook accepts but ignores; `serve` logs
+    /// a warning naming each.
+    pub ignored_flags: Vec<&'static str>,
 }
 
 /// Validates everything `serve` reads. The first problem found is returned; print it and exit with
@@ -63,6 +66,11 @@ pub fn load_serve(
         max_in_flight_reviews: args.max_in_flight_reviews as usize,
         pod_namespace,
         kubeconfig: args.kubeconfig.clone(),
+        ignored_flags: args
+            .arc_cluster
+            .map(|_| "--arc-cluster")
+            .into_iter()
+            .collect(),
     };
     Ok((config, settings))
 }

@@ -56,6 +56,7 @@ pub fn serve_config(cert_dir: &Path, provided_certs: bool, pod_namespace: &str) 
         max_in_flight_reviews: 1000,
         pod_namespace: pod_namespace.into(),
         kubeconfig: None,
+        ignored_flags: Vec::new(),
     }
 }
 
