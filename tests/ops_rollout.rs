@@ -9,13 +9,14 @@
 
 #[path = "support/fake_apiserver.rs"]
 mod fake_apiserver;
+#[path = "support/log_buffer.rs"]
+mod log_buffer;
 #[path = "support/app.rs"]
 mod test_app;
 #[path = "support/tls.rs"]
 mod tls_support;
 
 use std::collections::HashSet;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -26,6 +27,7 @@ use fake_apiserver::{Endpoint, FakeApiServer};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use log_buffer::Buffer;
 use serde_json::{json, Value};
 use test_app::TestApp;
 use tls_support::{connect, generate_ca_and_leaf, get_plain, ClientOpts, Http, TestPki};
@@ -35,32 +37,12 @@ const PATH: &str = "/mutate-v1-pod?timeout=10s";
 /// Generous: no request here should take more than milliseconds, but CI machines stall.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Every log line of this test binary, as written by the webhook's own JSON subscriber.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'w> tracing_subscriber::fmt::MakeWriter<'w> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'w self) -> Captured {
-        self.clone()
-    }
-}
-
-/// The serve tasks run on runtime worker threads, so the subscriber must be the global one.
-fn logs() -> &'static Captured {
-    static LOGS: OnceLock<Captured> = OnceLock::new();
+/// Every log line of this test binary, as written by the webhook's own JSON subscriber. The serve
+/// tasks run on runtime worker threads, so the subscriber must be the global one.
+fn logs() -> &'static Buffer {
+    static LOGS: OnceLock<Buffer> = OnceLock::new();
     LOGS.get_or_init(|| {
-        let captured = Captured::default();
+        let captured = Buffer::default();
         let filter = tracing_subscriber::EnvFilter::new("azwi_webhook=info");
         let subscriber = azwi_webhook::logging::subscriber(filter, captured.clone());
         tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
@@ -70,9 +52,8 @@ fn logs() -> &'static Captured {
 
 /// uids the webhook logged an admission review for, i.e. requests its handler processed.
 fn processed_uids() -> HashSet<String> {
-    let bytes = logs().0.lock().unwrap().clone();
-    String::from_utf8(bytes)
-        .expect("utf-8 logs")
+    logs()
+        .text()
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
         .filter(|line| line["message"] == "admission review")
@@ -347,7 +328,7 @@ async fn rollout_under_load_loses_no_accepted_request() {
 
 /// The serving key and CA never reach the logs (they pass through the certificate reloader).
 fn no_secret_material(pki: &TestPki) -> bool {
-    let text = String::from_utf8(logs().0.lock().unwrap().clone()).unwrap();
+    let text = logs().text();
     let key_body = pki.leaf.key_pem.lines().nth(1).unwrap_or("-");
     let ca_body = pki.ca.pem.lines().nth(1).unwrap_or("-");
     !text.contains("PRIVATE KEY") && !text.contains(key_body) && !text.contains(ca_body)
