@@ -17,7 +17,7 @@ mod tls_support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use controlplane::{metric_sum, unique, Certs, ControlPlane, E2eWebhook};
+use controlplane::{unique, Certs, ControlPlane, E2eWebhook};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, PostParams};
@@ -167,6 +167,40 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks / hz
 }
 
+/// The counters compared before and after the rounds.
+struct Snapshot {
+    /// kube-apiserver's admission-duration buckets for our webhook.
+    apiserver: BTreeMap<String, f64>,
+    /// The webhook's own `azwi_mutation_request` buckets for the namespace it serves.
+    webhook: BTreeMap<String, f64>,
+    cpu_seconds: f64,
+    /// SubjectAccessReviews sent (`azwi_rbac_checks_total{cached="false"}`).
+    sars: u64,
+}
+
+impl Snapshot {
+    async fn take(client: &kube::Client, webhook: &E2eWebhook, namespace: &str) -> Self {
+        let apiserver_labels = [&*format!("name=\"{WEBHOOK_NAME}\""), "rejected=\"false\""];
+        let own_labels = [&*format!("namespace=\"{namespace}\"")];
+        Self {
+            apiserver: buckets(
+                &apiserver_metrics(client).await,
+                "apiserver_admission_webhook_admission_duration_seconds",
+                &apiserver_labels,
+            ),
+            webhook: buckets(
+                &webhook.running.metrics().await,
+                "azwi_mutation_request",
+                &own_labels,
+            ),
+            cpu_seconds: cpu_seconds(webhook.running.child.pid()),
+            sars: webhook
+                .metric("azwi_rbac_checks_total", &["cached=\"false\""])
+                .await,
+        }
+    }
+}
+
 async fn apiserver_metrics(client: &kube::Client) -> String {
     let request = axum::http::Request::get("/metrics")
         .body(Vec::new())
@@ -206,29 +240,13 @@ async fn main() {
         cp.allow_managed_identity(ns, "workload", CLIENT_ID);
     }
     let _registered = cp.register(&unique("load"), &webhook, &[&with]).await;
-    let sar_before = webhook
-        .metric("azwi_rbac_checks_total", &["cached=\"false\""])
-        .await;
-    let apiserver_family = "apiserver_admission_webhook_admission_duration_seconds";
-    let apiserver_labels = [&*format!("name=\"{WEBHOOK_NAME}\""), "rejected=\"false\""];
-    let own_labels = [&*format!("namespace=\"{with}\"")];
-    let before = buckets(
-        &apiserver_metrics(&client).await,
-        apiserver_family,
-        &apiserver_labels,
-    );
-    let own_before = buckets(
-        &webhook.running.metrics().await,
-        "azwi_mutation_request",
-        &own_labels,
-    );
-    let cpu_before = cpu_seconds(webhook.running.child.pid());
+    let snapshot = || Snapshot::take(&client, &webhook, &with);
+    let before = snapshot().await;
 
     println!(
         "| round | webhook | pods | pods/s | create p50 | create p99 |\n|---|---|---|---|---|---|"
     );
     let mut rates: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
-    let mut medians: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
     for round in 1..=o.rounds {
         for (label, ns) in [("no", &without), ("yes", &with)] {
             let (rate, lat) = create_pods(&client, ns, &format!("r{round}"), &o).await;
@@ -239,38 +257,18 @@ async fn main() {
                 percentile(&lat, 0.99).as_secs_f64() * 1e3
             );
             rates.entry(label).or_default().push(rate);
-            medians
-                .entry(label)
-                .or_default()
-                .push(percentile(&lat, 0.5));
         }
     }
-    let after = buckets(
-        &apiserver_metrics(&client).await,
-        apiserver_family,
-        &apiserver_labels,
-    );
-    let own_after = buckets(
-        &webhook.running.metrics().await,
-        "azwi_mutation_request",
-        &own_labels,
-    );
-    let cpu = cpu_seconds(webhook.running.child.pid()) - cpu_before;
-    let sar = webhook
-        .metric("azwi_rbac_checks_total", &["cached=\"false\""])
-        .await
-        - sar_before;
-    let reviews = metric_sum(
-        &webhook.running.metrics().await,
-        "azwi_admission_requests_total",
-        &[],
-    );
+    let after = snapshot().await;
+    let sar = after.sars - before.sars;
+    let cpu = after.cpu_seconds - before.cpu_seconds;
+    let reviews = webhook.reviews().await;
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    let (mut r_no, mut r_yes) = (rates["no"].clone(), rates["yes"].clone());
-    let (rate_no, rate_yes) = (median(&mut r_no), median(&mut r_yes));
+    let rate_no = median(rates.get_mut("no").expect("rounds without"));
+    let rate_yes = median(rates.get_mut("yes").expect("rounds with"));
     println!();
     println!(
         "pods/s, median of rounds: without webhook {rate_no:.0}, with {rate_yes:.0} (ratio {:.2})",
@@ -283,14 +281,14 @@ async fn main() {
     println!(
         "kube-apiserver apiserver_admission_webhook_admission_duration_seconds{{name=\"{WEBHOOK_NAME}\"}}: \
          p50 {}, p99 {} (interpolated within buckets {:?})",
-        fmt(0.5, &before, &after),
-        fmt(0.99, &before, &after),
-        after.keys().collect::<Vec<_>>()
+        fmt(0.5, &before.apiserver, &after.apiserver),
+        fmt(0.99, &before.apiserver, &after.apiserver),
+        after.apiserver.keys().collect::<Vec<_>>()
     );
     println!(
         "webhook's own azwi_mutation_request (namespace {with}): p50 {}, p99 {}",
-        fmt(0.5, &own_before, &own_after),
-        fmt(0.99, &own_before, &own_after)
+        fmt(0.5, &before.webhook, &after.webhook),
+        fmt(0.99, &before.webhook, &after.webhook)
     );
     let admitted = (o.pods * o.rounds) as f64;
     println!(

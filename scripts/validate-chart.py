@@ -593,13 +593,7 @@ def main_check(helms: Dict[str, str], versions: List[str], binary: Optional[str]
     bad = check_bad(helms)
     print(f"  {len(os.listdir(BAD_DIR))} bad values files: {'all refused with their message' if not bad else 'problems'}")
     errors += bad
-    if errors:
-        print("\nchart validation FAILED:", file=sys.stderr)
-        for e in errors:
-            print(f"  {e}", file=sys.stderr)
-        return 1
-    print("chart validation passed")
-    return 0
+    return vm.report(errors, "chart validation")
 
 
 # Each must make check_values_applied (or the docs checks) report a problem containing the text.

@@ -955,12 +955,17 @@ def main_check(versions: List[str]) -> int:
         status = "ok" if not errs else f"{len(errs)} problem(s)"
         print(f"  {name:15s} {len(objects):3d} objects, k8s {', '.join(versions)}: {status}")
         errors += errs
+    return report(errors, "manifest validation")
+
+
+def report(errors: List[str], what: str) -> int:
+    """Prints the problems (or that there were none); the exit status for them."""
     if errors:
-        print("\nmanifest validation FAILED:", file=sys.stderr)
+        print(f"\n{what} FAILED:", file=sys.stderr)
         for e in errors:
             print(f"  {e}", file=sys.stderr)
         return 1
-    print("manifest validation passed")
+    print(f"{what} passed")
     return 0
 
 

@@ -14,8 +14,9 @@ mod tls_support;
 
 use std::time::Duration;
 
-use controlplane::{metric_sum, poll, test_data, unique, Certs, ControlPlane, E2eWebhook, TENANT};
+use controlplane::{test_data, unique, Certs, ControlPlane, E2eWebhook, TENANT};
 use serde_json::{json, Value};
+use tls_support::eventually;
 
 const CLIENT_ID: &str = "9a3b1c2d-0000-4e5f-8a9b-0c1d2e3f4a5b";
 const OTHER_CLIENT_ID: &str = "7f6e5d4c-1111-4b3a-9c8d-7e6f5a4b3c2d";
@@ -119,14 +120,8 @@ fn assert_token_source(volume: &Value, audience: &str) {
 }
 
 fn assert_mounted(container: &Value, volume: &Value) {
-    let mounts: Vec<&Value> = container["volumeMounts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|m| m["mountPath"] == MOUNT_PATH)
-        .collect();
     assert_eq!(
-        mounts,
+        our_mounts(container),
         vec![&json!({"name": volume["name"], "mountPath": MOUNT_PATH, "readOnly": true})],
         "{container:#}"
     );
@@ -134,12 +129,7 @@ fn assert_mounted(container: &Value, volume: &Value) {
 
 fn assert_untouched(container: &Value) {
     assert!(azure_env(container).is_empty(), "{container:#}");
-    let mounted = container["volumeMounts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|m| m["mountPath"] == MOUNT_PATH);
-    assert!(!mounted, "{container:#}");
+    assert!(our_mounts(container).is_empty(), "{container:#}");
 }
 
 /// The AKS guide, step by step as written, against the real API server; then the same pod for a
@@ -167,8 +157,7 @@ async fn aks_identity_binding_guide_as_written_then_an_unbound_service_account_i
     env.push(("AZURE_KUBERNETES_CA_CTB_SIGNER_NAME", signer));
     env.push(("AZURE_KUBERNETES_CA_CTB_LABEL_SELECTOR", selector));
     let webhook = E2eWebhook::start(&cp, Certs::Provided, &[], &env).await;
-    let registration = unique("guide");
-    let _registered = cp.register(&registration, &webhook, &["demo"]).await;
+    let _registered = cp.register(&unique("guide"), &webhook, &["demo"]).await;
 
     // The guide's names are fixed: a second run against the same control plane starts from scratch.
     // (The namespace stays: without kube-controller-manager a deleted namespace never goes away.)
@@ -231,23 +220,12 @@ async fn aks_identity_binding_guide_as_written_then_an_unbound_service_account_i
     assert_eq!(rbac_calls, 1, "one SubjectAccessReview for the guide's pod");
 
     // The same pod for a service account annotated with the same identity but not bound to it.
-    cp.ok(
-        &["-n", "demo", "create", "serviceaccount", "demo-unbound"],
-        None,
+    cp.service_account(
+        "demo",
+        "demo-unbound",
+        &[("azure.workload.identity/client-id", CLIENT_ID)],
     );
-    cp.ok(
-        &[
-            "-n",
-            "demo",
-            "annotate",
-            "sa",
-            "demo-unbound",
-            &format!("azure.workload.identity/client-id={CLIENT_ID}"),
-        ],
-        None,
-    );
-    let pod = test_data("aks-identity-binding-guide.sh");
-    let manifest = pod
+    let manifest = test_data("aks-identity-binding-guide.sh")
         .split("kubectl apply -f - <<EOF\n")
         .nth(2)
         .and_then(|rest| rest.split("EOF").next())
@@ -279,7 +257,7 @@ fn run_guide(cp: &ControlPlane) -> controlplane::Kubectl {
     let script = test_data("aks-identity-binding-guide.sh");
     let path = format!(
         "{}:{}",
-        std::env::var("AZWI_E2E_BIN_DIR").unwrap_or_default(),
+        cp.bin_dir().display(),
         std::env::var("PATH").unwrap_or_default()
     );
     let out = std::process::Command::new("bash")
@@ -341,6 +319,32 @@ fn workload_account(cp: &ControlPlane, ns: &str) {
         "workload",
         &[("azure.workload.identity/client-id", CLIENT_ID)],
     );
+}
+
+/// A pod with one container, `app`, and no annotations.
+fn plain_pod(namespace: &str, name: &str, service_account: &str) -> String {
+    pod(
+        namespace,
+        name,
+        service_account,
+        json!({}),
+        json!({"containers": [busybox("app")]}),
+    )
+}
+
+/// The `AZURE_*` variables of container `app`.
+fn app_env(pod: &Value) -> Vec<(String, String)> {
+    azure_env(container(pod, "containers", "app"))
+}
+
+/// The container's mounts at the webhook's path.
+fn our_mounts(container: &Value) -> Vec<&Value> {
+    container["volumeMounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["mountPath"] == MOUNT_PATH)
+        .collect()
 }
 
 fn busybox(name: &str) -> Value {
@@ -464,14 +468,10 @@ async fn server_dry_run_admits_the_same_way_shows_warnings_and_stores_nothing() 
     // what this webhook adds.
     let ours = |pod: &Value| {
         let app = container(pod, "containers", "app");
-        let mounts: Vec<Value> = app["volumeMounts"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|m| m["mountPath"] == MOUNT_PATH)
-            .cloned()
-            .collect();
-        (env_of(app), mounts)
+        (
+            env_of(app),
+            our_mounts(app).into_iter().cloned().collect::<Vec<_>>(),
+        )
     };
     assert_eq!(
         ours(&dry_pod),
@@ -487,17 +487,11 @@ async fn server_dry_run_admits_the_same_way_shows_warnings_and_stores_nothing() 
 async fn service_accounts_created_or_reannotated_after_start_come_through_the_watch() {
     let cp = ControlPlane::from_env();
     let (webhook, ns, _registered) = cp.scenario("watch", &[], &[]).await;
-    let api_lookups = |text: &str| {
-        metric_sum(
-            text,
-            "azwi_service_account_lookups_total",
-            &["source=\"api\""],
-        )
-    };
-    let api_before = api_lookups(&webhook.running.metrics().await);
+    let api_lookups = || webhook.metric("azwi_service_account_lookups_total", &["source=\"api\""]);
+    let cached = || webhook.metric("azwi_service_account_cache_objects", &[]);
+    let api_before = api_lookups().await;
+    let cached_before = cached().await;
 
-    let cached = |text: &str| metric_sum(text, "azwi_service_account_cache_objects", &[]);
-    let cached_before = cached(&webhook.running.metrics().await);
     cp.service_account(
         &ns,
         "late",
@@ -505,50 +499,29 @@ async fn service_accounts_created_or_reannotated_after_start_come_through_the_wa
     );
     // The watch delivers it: the cache's object count (a gauge refreshed every 10 s) goes up
     // without any pod asking for it.
-    let mut cached_now = cached_before;
-    let until = std::time::Instant::now() + Duration::from_secs(20);
-    while cached_now <= cached_before && std::time::Instant::now() < until {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        cached_now = cached(&webhook.running.metrics().await);
-    }
     assert!(
-        cached_now > cached_before,
+        eventually(Duration::from_secs(20), || async {
+            cached().await > cached_before
+        })
+        .await,
         "the watch never delivered the new service account"
     );
-    let create = |name: &str| {
-        let manifest = pod(
-            &ns,
-            name,
-            "late",
-            json!({}),
-            json!({"containers": [busybox("app")]}),
-        );
-        cp.create_pod(&manifest)
-    };
+    let create = |name: &str| cp.create_pod(&plain_pod(&ns, name, "late"));
     let first = create("first");
-    assert_eq!(
-        azure_env(container(&first, "containers", "app"))[0].1,
-        CLIENT_ID,
-        "{first:#}"
-    );
+    assert_eq!(app_env(&first)[0].1, CLIENT_ID, "{first:#}");
 
-    cp.ok(
-        &[
-            "-n",
-            &ns,
-            "annotate",
-            "sa",
-            "late",
-            "--overwrite",
-            &format!("azure.workload.identity/client-id={OTHER_CLIENT_ID}"),
-        ],
-        None,
+    cp.annotate_service_account(
+        &ns,
+        "late",
+        &[("azure.workload.identity/client-id", OTHER_CLIENT_ID)],
     );
     let mut n = 0;
-    let updated = poll(Duration::from_secs(10), || {
-        n += 1;
-        let pod = create(&format!("second-{n}"));
-        azure_env(container(&pod, "containers", "app"))[0].1 == OTHER_CLIENT_ID
+    let updated = eventually(Duration::from_secs(10), || {
+        std::future::ready({
+            n += 1;
+            let pod = create(&format!("second-{n}"));
+            app_env(&pod)[0].1 == OTHER_CLIENT_ID
+        })
     })
     .await;
     assert!(
@@ -556,9 +529,9 @@ async fn service_accounts_created_or_reannotated_after_start_come_through_the_wa
         "the new client ID never reached the webhook:\n{}",
         webhook.running.log()
     );
-    let api_after = api_lookups(&webhook.running.metrics().await);
     assert_eq!(
-        api_after, api_before,
+        api_lookups().await,
+        api_before,
         "a pod needed a live GET: the watch did not deliver"
     );
     assert!(
@@ -618,11 +591,7 @@ async fn proxy_sidecar_is_native_on_a_current_server() {
     );
     assert_untouched(proxy);
     assert_untouched(container(&pod, "initContainers", "azwi-proxy-init"));
-    assert_eq!(
-        azure_env(container(&pod, "containers", "app")).len(),
-        4,
-        "{pod:#}"
-    );
+    assert_eq!(app_env(&pod), injected(false), "{pod:#}");
 }
 
 /// Adds a container named `added-later` to every pod that lacks one: a second webhook that runs
@@ -692,22 +661,18 @@ async fn a_container_added_by_a_later_webhook_is_injected_on_reinvocation_withou
     );
 
     workload_account(&cp, &ns);
-    let manifest = pod(
-        &ns,
-        "app",
-        "workload",
-        json!({}),
-        json!({"containers": [busybox("app")]}),
-    );
+    let manifest = plain_pod(&ns, "app", "workload");
     // The adder's configuration takes effect a moment after it is written.
     let mut last = String::new();
-    let added = poll(Duration::from_secs(30), || {
-        let dry = cp.kubectl(
-            &["create", "--dry-run=server", "-o", "json", "-f", "-"],
-            Some(&manifest),
-        );
-        last = dry.stderr;
-        dry.success && dry.stdout.contains("added-later")
+    let added = eventually(Duration::from_secs(30), || {
+        std::future::ready({
+            let dry = cp.kubectl(
+                &["create", "--dry-run=server", "-o", "json", "-f", "-"],
+                Some(&manifest),
+            );
+            last = dry.stderr;
+            dry.success && dry.stdout.contains("added-later")
+        })
     })
     .await;
     assert!(added, "the adder webhook never took effect: {last}");
@@ -758,19 +723,9 @@ async fn self_managed_certificates_are_created_published_trusted_and_reused_by_a
     registration.set_url(&cp, &first.url());
     registration.wait_active(&cp, &first).await;
     let create = |name: &str| {
-        let manifest = pod(
-            &ns,
-            name,
-            "workload",
-            json!({}),
-            json!({"containers": [busybox("app")]}),
-        );
+        let manifest = plain_pod(&ns, name, "workload");
         let pod = cp.create_pod(&manifest);
-        assert_eq!(
-            azure_env(container(&pod, "containers", "app")).len(),
-            4,
-            "{pod:#}"
-        );
+        assert_eq!(app_env(&pod), injected(false), "{pod:#}");
     };
     create("through-first");
 
@@ -795,19 +750,9 @@ async fn mutual_tls_with_the_api_server() {
     let trusted = format!("--client-ca-file={}", cp.admission_client_ca.display());
     let (_webhook, ns, _registered) = cp.scenario("mtls", &[&trusted], &[]).await;
     workload_account(&cp, &ns);
-    let manifest = pod(
-        &ns,
-        "app",
-        "workload",
-        json!({}),
-        json!({"containers": [busybox("app")]}),
-    );
+    let manifest = plain_pod(&ns, "app", "workload");
     let stored = cp.create_pod(&manifest);
-    assert_eq!(
-        azure_env(container(&stored, "containers", "app")).len(),
-        4,
-        "{stored:#}"
-    );
+    assert_eq!(app_env(&stored), injected(false), "{stored:#}");
 
     let other_ca = tls_support::generate_ca_and_leaf(&["unrelated"]);
     let untrusted = format!("--client-ca-file={}", other_ca.ca_path().display());
@@ -820,22 +765,18 @@ async fn mutual_tls_with_the_api_server() {
         &[&ns],
     );
     workload_account(&cp, &ns);
-    let refused = poll(Duration::from_secs(30), || {
-        let out = registration.probe(&cp);
-        !out.success && out.stderr.contains("failed calling webhook")
+    let refused = eventually(Duration::from_secs(30), || {
+        std::future::ready({
+            let out = registration.probe(&cp);
+            !out.success && out.stderr.contains("failed calling webhook")
+        })
     })
     .await;
     assert!(
         refused,
         "the probe never failed through the refusing webhook"
     );
-    let manifest = pod(
-        &ns,
-        "app",
-        "workload",
-        json!({}),
-        json!({"containers": [busybox("app")]}),
-    );
+    let manifest = plain_pod(&ns, "app", "workload");
     let out = cp.kubectl(&["apply", "-f", "-"], Some(&manifest));
     assert!(
         !out.success,

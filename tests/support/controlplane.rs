@@ -7,16 +7,17 @@
 // Each test binary uses a part of this module.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use tempfile::TempDir;
 
 use super::process::{start_serve, Running};
-use super::tls_support::{generate_ca_and_leaf, TestPki};
+use super::tls_support::{eventually, generate_ca_and_leaf, TestPki};
 
 /// Where the webhook's Service DNS name resolves to loopback for kube-apiserver (e2e/cluster.sh).
 pub const WEBHOOK_NAMESPACE: &str = "azure-workload-identity-system";
@@ -84,27 +85,18 @@ impl ControlPlane {
 
     /// kubectl as the cluster admin; `stdin` is fed to it (for `-f -`).
     pub fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Kubectl {
-        self.kubectl_with_env(args, stdin, &[])
-    }
-
-    pub fn kubectl_with_env(
-        &self,
-        args: &[&str],
-        stdin: Option<&str>,
-        env: &[(&str, &str)],
-    ) -> Kubectl {
-        let mut cmd = Command::new(&self.kubectl);
-        cmd.args(args)
+        let mut child = Command::new(&self.kubectl)
+            .args(args)
             .env("KUBECONFIG", &self.kubeconfig)
-            .envs(env.iter().copied())
             .stdin(if stdin.is_some() {
                 Stdio::piped()
             } else {
                 Stdio::null()
             })
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn kubectl");
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn kubectl");
         if let Some(input) = stdin {
             use std::io::Write;
             let mut pipe = child.stdin.take().expect("stdin");
@@ -112,6 +104,11 @@ impl ControlPlane {
                 .expect("write kubectl stdin");
         }
         child.wait_with_output().expect("kubectl output").into()
+    }
+
+    /// Where kubectl (and the rest of the control plane's binaries) live, for scripts' `PATH`.
+    pub fn bin_dir(&self) -> &Path {
+        self.kubectl.parent().expect("kubectl has a directory")
     }
 
     /// kubectl that must succeed; returns its stdout.
@@ -169,21 +166,31 @@ impl ControlPlane {
     pub fn service_account(&self, namespace: &str, name: &str, annotations: &[(&str, &str)]) {
         self.ok(&["-n", namespace, "create", "serviceaccount", name], None);
         if !annotations.is_empty() {
-            let mut args = vec![
-                "-n",
-                namespace,
-                "annotate",
-                "serviceaccount",
-                name,
-                "--overwrite",
-            ];
-            let pairs: Vec<String> = annotations
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect();
-            args.extend(pairs.iter().map(String::as_str));
-            self.ok(&args, None);
+            self.annotate_service_account(namespace, name, annotations);
         }
+    }
+
+    /// Sets (or replaces) annotations of an existing service account, as `kubectl annotate` does.
+    pub fn annotate_service_account(
+        &self,
+        namespace: &str,
+        name: &str,
+        annotations: &[(&str, &str)],
+    ) {
+        let pairs: Vec<String> = annotations
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let mut args = vec![
+            "-n",
+            namespace,
+            "annotate",
+            "serviceaccount",
+            name,
+            "--overwrite",
+        ];
+        args.extend(pairs.iter().map(String::as_str));
+        self.ok(&args, None);
     }
 
     /// The identity-binding grant: ClusterRole `use-mi-<client-id>` and its binding to the account.
@@ -209,10 +216,6 @@ subjects:
         self.ok(&["apply", "-f", "-"], Some(&yaml));
     }
 
-    /// Registers `webhook` in a MutatingWebhookConfiguration as the shipped manifest does
-    /// (v1, failurePolicy Fail, reinvocationPolicy IfNeeded, objectSelector on
-    /// `azure.workload.identity/use`), reached by URL on loopback and limited to `namespaces`, and
-    /// waits until kube-apiserver calls it.
     /// Applies `configuration` (a rendered MutatingWebhookConfiguration) and waits until
     /// kube-apiserver calls `webhook` for pods in `probe_namespace`, which it must select.
     pub async fn register_rendered(
@@ -223,19 +226,16 @@ subjects:
     ) -> Registration {
         self.service_account(probe_namespace, "probe", &[]);
         self.ok(&["apply", "-f", "-"], Some(&configuration.to_string()));
-        let registration = Registration {
-            name: configuration["metadata"]["name"]
-                .as_str()
-                .expect("name")
-                .to_owned(),
-            probe: probe_namespace.to_owned(),
-            kubectl: self.kubectl.clone(),
-            kubeconfig: self.kubeconfig.clone(),
-        };
+        let name = configuration["metadata"]["name"].as_str().expect("name");
+        let registration = Registration::new(self, name, probe_namespace);
         registration.wait_active(self, webhook).await;
         registration
     }
 
+    /// Registers `webhook` in a MutatingWebhookConfiguration as the shipped manifest does
+    /// (v1, failurePolicy Fail, reinvocationPolicy IfNeeded, objectSelector on
+    /// `azure.workload.identity/use`), reached by URL on loopback and limited to `namespaces`, and
+    /// waits until kube-apiserver calls it.
     pub async fn register(
         &self,
         name: &str,
@@ -265,12 +265,7 @@ subjects:
             &["apply", "-f", "-"],
             Some(&webhook_configuration(name, url, ca_bundle, &selected)),
         );
-        Registration {
-            name: name.to_owned(),
-            probe,
-            kubectl: self.kubectl.clone(),
-            kubeconfig: self.kubeconfig.clone(),
-        }
+        Registration::new(self, name, &probe)
     }
 }
 
@@ -317,6 +312,17 @@ impl Drop for Registration {
 }
 
 impl Registration {
+    /// The configuration `name`, probed in `probe` (a namespace it selects, with service account
+    /// `probe`).
+    fn new(cp: &ControlPlane, name: &str, probe: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            probe: probe.to_owned(),
+            kubectl: cp.kubectl.clone(),
+            kubeconfig: cp.kubeconfig.clone(),
+        }
+    }
+
     /// Points the configuration at another URL (another replica), keeping its caBundle.
     pub fn set_url(&self, cp: &ControlPlane, url: &str) {
         let patch = serde_json::json!([
@@ -349,21 +355,18 @@ impl Registration {
     /// kube-apiserver loads webhook configurations through an informer, so a new one takes effect a
     /// moment later: dry-run pods in the probe namespace until one reaches the webhook.
     pub async fn wait_active(&self, cp: &ControlPlane, webhook: &E2eWebhook) {
-        let until = Instant::now() + Duration::from_secs(30);
         let before = webhook.reviews().await;
-        loop {
+        let active = eventually(Duration::from_secs(30), || async {
             self.probe(cp);
-            if webhook.reviews().await > before {
-                return;
-            }
-            assert!(
-                Instant::now() < until,
-                "webhook configuration {} never took effect:\n{}",
-                self.name,
-                webhook.running.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            webhook.reviews().await > before
+        })
+        .await;
+        assert!(
+            active,
+            "webhook configuration {} never took effect:\n{}",
+            self.name,
+            webhook.running.log()
+        );
     }
 }
 
@@ -468,21 +471,19 @@ impl E2eWebhook {
 
     /// Starts `azwi-webhook serve` with exactly `args` (plus the listener addresses) and `env` plus
     /// the webhook's kubeconfig, e.g. as a rendered Deployment configures it.
-    pub async fn launch<A: AsRef<str>, K: AsRef<str>, V: AsRef<str>>(
+    pub async fn launch<A: AsRef<OsStr>, K: AsRef<OsStr>, V: AsRef<OsStr>>(
         cp: &ControlPlane,
         dir: TempDir,
         pki: Option<TestPki>,
         args: &[A],
         env: &[(K, V)],
     ) -> Self {
-        let kubeconfig = cp.webhook_kubeconfig.display().to_string();
-        let mut all_env: Vec<(&str, &str)> = vec![("KUBECONFIG", kubeconfig.as_str())];
+        let mut all_env = vec![(OsStr::new("KUBECONFIG"), cp.webhook_kubeconfig.as_os_str())];
         all_env.extend(env.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
-        let args: Vec<&str> = args.iter().map(AsRef::as_ref).collect();
         let running = start_serve(
             &cp.webhook_bin,
             dir.path(),
-            &args,
+            args,
             &all_env,
             Duration::from_secs(60),
         )
@@ -509,11 +510,7 @@ impl E2eWebhook {
 
     /// Admission reviews answered so far (`azwi_admission_requests_total`, all outcomes).
     pub async fn reviews(&self) -> u64 {
-        metric_sum(
-            &self.running.metrics().await,
-            "azwi_admission_requests_total",
-            &[],
-        )
+        self.metric("azwi_admission_requests_total", &[]).await
     }
 
     /// Sum of the samples of `family` whose labels include every `label="value"` of `labels`.
@@ -522,7 +519,7 @@ impl E2eWebhook {
     }
 }
 
-pub fn metric_sum(text: &str, family: &str, labels: &[&str]) -> u64 {
+fn metric_sum(text: &str, family: &str, labels: &[&str]) -> u64 {
     text.lines()
         .filter(|line| {
             line.strip_prefix(family)
@@ -531,20 +528,6 @@ pub fn metric_sum(text: &str, family: &str, labels: &[&str]) -> u64 {
         .filter(|line| labels.iter().all(|l| line.contains(l)))
         .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64
-}
-
-/// Polls `check` every 100 ms until it holds or `within` passes.
-pub async fn poll(within: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let until = Instant::now() + within;
-    loop {
-        if check() {
-            return true;
-        }
-        if Instant::now() >= until {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 /// Reads a file the suite keeps beside the tests.

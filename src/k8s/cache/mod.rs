@@ -11,7 +11,8 @@
 //!   one request. The answer is *not* stored: the watch delivers the object with its resourceVersion,
 //!   and storing a GET result could overwrite a newer watch event with an older read.
 //! - Outages: the watch retries forever, backing off from 0.8 s to 30 s (reset only once the API
-//!   server answers again), while the index keeps serving what it has; only misses fail (as [`LookupError::Unavailable`]).
+//!   server answers again), while the index keeps serving what it has; only misses fail (as
+//!   [`LookupError::Unavailable`]).
 //! - Readiness: [`CachedServiceAccounts::is_synced`] turns true after the first full list and stays
 //!   true (a relist after `410 Gone` keeps serving the old content until the new list is complete).
 
