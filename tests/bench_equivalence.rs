@@ -9,8 +9,9 @@ mod fixtures;
 use std::sync::Arc;
 
 use azwi_webhook::admission::Admitter;
-use azwi_webhook::k8s::service_accounts::{LookupError, ServiceAccountMeta, ServiceAccounts};
-use azwi_webhook::review::BoxFuture;
+use azwi_webhook::k8s::service_accounts::{LookupError, ServiceAccounts};
+use azwi_webhook::mutate::service_account::ServiceAccountMeta;
+use futures::future::BoxFuture;
 use base64::Engine;
 use serde_json::Value;
 

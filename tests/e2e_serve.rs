@@ -217,14 +217,14 @@ async fn malformed_body_over_tls_gets_400_and_the_server_keeps_serving() {
     stop(running).await;
 }
 
-fn identity_binding_settings() -> azwi_webhook::settings::Settings {
-    azwi_webhook::settings::Settings {
-        identity_binding: Some(azwi_webhook::settings::IdentityBinding {
+fn identity_binding_settings() -> azwi_webhook::mutate::settings::Settings {
+    azwi_webhook::mutate::settings::Settings {
+        identity_binding: Some(azwi_webhook::mutate::settings::IdentityBinding {
             switch_key: "azure.workload.identity/use-identity-binding".into(),
             audience: "api://AKSIdentityBinding".into(),
             token_proxy: "https://proxy.example:443".into(),
             sni_name: "sni.example".into(),
-            ca: azwi_webhook::settings::ClusterCa::ConfigMap("kube-root-ca.crt".into()),
+            ca: azwi_webhook::mutate::settings::ClusterCa::ConfigMap("kube-root-ca.crt".into()),
         }),
         ..test_app::settings()
     }

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use azwi_webhook::review::{BoxFuture, ReviewHandler, ReviewReply};
+use futures::future::BoxFuture;
+use azwi_webhook::review::{ReviewHandler, ReviewReply};
 use azwi_webhook::server::{
     budget_from_query, health_router, parse_duration, router, Readiness, MAX_BODY_BYTES,
 };

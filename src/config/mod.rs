@@ -34,4 +34,4 @@ pub use env::{EnvSource, ProcessEnv};
 pub use error::{ConfigError, EXIT_CODE};
 pub use mutation::{build_settings, DEFAULT_PROXY_IMAGE, DEFAULT_PROXY_INIT_IMAGE};
 pub use serve::{load_serve, ServeConfig, SERVICE_NAME};
-pub use values::{ipv4_fallback, LogLevel, MetricsBackend, RbacCheck, TlsMinVersion};
+pub use values::{ipv4_fallback, LogLevel, MetricsBackend, TlsMinVersion};

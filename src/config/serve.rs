@@ -10,8 +10,9 @@ use super::env::{pod_namespace, EnvSource};
 use super::error::ConfigError;
 use super::mutation::build_settings;
 use super::names::{dns_label, dns_subdomain};
-use super::values::{self, LogLevel, MetricsBackend, RbacCheck, TlsMinVersion};
-use crate::settings::Settings;
+use super::values::{self, LogLevel, MetricsBackend, TlsMinVersion};
+use crate::mutate::settings::RbacCheck;
+use crate::mutate::settings::Settings;
 
 /// Name of the webhook's Service in the shipped manifests; the serving certificate is issued for it.
 pub const SERVICE_NAME: &str = "azure-wi-webhook-webhook-service";
