@@ -16,10 +16,10 @@ use std::sync::Arc;
 use azwi_webhook::admission::{response, wire, Admitter};
 use azwi_webhook::k8s::service_accounts::{LookupError, ServiceAccounts};
 use azwi_webhook::mutate::service_account::ServiceAccountMeta;
-use azwi_webhook::mutate::{self, patch, view::PodView};
-use futures::future::BoxFuture;
 use azwi_webhook::mutate::settings::Settings;
+use azwi_webhook::mutate::{self, patch, view::PodView, Runtime};
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
+use futures::future::BoxFuture;
 use serde::de::IgnoredAny;
 
 /// Always answers with the same service account, like a warm cache.
@@ -63,7 +63,7 @@ fn pod_of<'r, 'a>(review: &'r wire::Review<'a>) -> &'r PodView<'a> {
 }
 
 /// Stage 3: the patch array and the response envelope around it.
-fn encode(version: wire::ReviewVersion, uid: &str, mutation: &mutate::Mutation) -> Vec<u8> {
+fn encode(version: wire::ReviewVersion, uid: &str, mutation: &mutate::Plan) -> Vec<u8> {
     let patch_json = patch::to_json(&mutation.ops);
     response::allowed(version, uid, Some(&patch_json), &mutation.warnings)
 }
@@ -101,9 +101,17 @@ fn stages(c: &mut Criterion) {
         let review = decode(body);
         let pod = pod_of(&review);
         group.bench_function(BenchmarkId::from_parameter("plan"), |b| {
-            b.iter(|| mutate::plan(&inputs.settings, black_box(pod), &inputs.sa))
+            b.iter(|| {
+                mutate::plan(
+                    &inputs.settings,
+                    Runtime::default(),
+                    black_box(pod),
+                    &inputs.sa,
+                )
+            })
         });
-        let mutation = mutate::plan(&inputs.settings, pod, &inputs.sa).expect("fixture plans");
+        let mutation = mutate::plan(&inputs.settings, Runtime::default(), pod, &inputs.sa)
+            .expect("fixture plans");
         group.bench_function(BenchmarkId::from_parameter("encode"), |b| {
             b.iter(|| encode(review.version, &review.uid, black_box(&mutation)))
         });
@@ -129,7 +137,7 @@ fn callgrind_loop(stage: &str, body: &[u8], iterations: usize) {
     let (settings, sa) = (fixtures::settings(), fixtures::service_account());
     let review = decode(body);
     let pod = pod_of(&review);
-    let mutation = mutate::plan(&settings, pod, &sa).expect("fixture plans");
+    let mutation = mutate::plan(&settings, Runtime::default(), pod, &sa).expect("fixture plans");
     for _ in 0..iterations {
         match stage {
             "floor" => {
@@ -139,7 +147,12 @@ fn callgrind_loop(stage: &str, body: &[u8], iterations: usize) {
                 black_box(decode(black_box(body)));
             }
             "plan" => {
-                let _ = black_box(mutate::plan(&settings, black_box(pod), &sa));
+                let _ = black_box(mutate::plan(
+                    &settings,
+                    Runtime::default(),
+                    black_box(pod),
+                    &sa,
+                ));
             }
             "encode" => {
                 black_box(encode(review.version, &review.uid, black_box(&mutation)));

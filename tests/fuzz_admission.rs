@@ -10,9 +10,9 @@ use std::time::Duration;
 use azwi_webhook::admission::Admitter;
 use azwi_webhook::k8s::service_accounts::{LookupError, ServiceAccounts};
 use azwi_webhook::mutate::service_account::ServiceAccountMeta;
-use futures::future::BoxFuture;
 use azwi_webhook::mutate::settings::{ClusterCa, IdentityBinding, ProxySettings, Settings};
 use base64::Engine;
+use futures::future::BoxFuture;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
@@ -65,13 +65,13 @@ fn admitter(native: bool) -> Admitter {
             init_image: "proxy-init:1".into(),
             log_level: "info".into(),
         },
-        native_sidecars: native,
     };
     Admitter::new(
         Arc::new(settings),
         Arc::new(Accounts),
         azwi_webhook::metrics::Metrics::new().expect("metrics"),
     )
+    .with_discovery(azwi_webhook::k8s::discovery::Discovery::fixed(native))
 }
 
 /// Short strings that matter to the mutation, plus a few hostile ones.

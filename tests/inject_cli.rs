@@ -39,7 +39,8 @@ fn injects_the_shipped_demo_with_the_example_settings() {
     );
     assert!(
         stdout.contains(
-            "identity binding: yes; RBAC granted by ClusterRoleBinding demo-use-managed-identity"
+            "identity binding: yes; RBAC: aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee granted by \
+             ClusterRoleBinding demo-use-managed-identity"
         ),
         "{stdout}"
     );

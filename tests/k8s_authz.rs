@@ -8,13 +8,13 @@ mod fake_apiserver;
 use std::sync::Arc;
 use std::time::Duration;
 
-use azwi_webhook::mutate::settings::RbacCheck;
 use azwi_webhook::k8s::authz::{
-    authorize_pod, CacheConfig, CachedAuthorizer, DenialKind, PodAuthorization,
-    SubjectAccessReviews, Verdict,
+    authorize_pod, CacheConfig, CachedAuthorizer, PodAuthorization, SubjectAccessReviews, Verdict,
 };
 use azwi_webhook::k8s::client::{client_from_config, ClientOptions};
 use azwi_webhook::mutate::client_ids::ClientIds;
+use azwi_webhook::mutate::denial::{Denial, DenyReason};
+use azwi_webhook::mutate::settings::RbacCheck;
 use fake_apiserver::{Endpoint, FakeApiServer, Outage, RbacRule};
 use serde_json::json;
 use tokio::time::Instant;
@@ -57,13 +57,9 @@ async fn authorize(
     authorize_pod(authz, mode, NS, SA, &ids(client_ids), in_secs(8)).await
 }
 
-fn denial(verdict: &Verdict) -> (u16, &str, DenialKind) {
+fn denial(verdict: &Verdict) -> (DenyReason, &str) {
     match verdict {
-        Verdict::Deny {
-            code,
-            message,
-            kind,
-        } => (*code, message.as_str(), *kind),
+        Verdict::Deny(denial) => (denial.reason, denial.message.as_str()),
         other => panic!("expected a denial, got {other:?}"),
     }
 }
@@ -129,8 +125,8 @@ async fn a_namespaced_grant_does_not_count() {
     let fake = FakeApiServer::start().await;
     fake.add_rule(grant(CID).namespace(NS));
     let authz = authorizer(&fake, CacheConfig::default());
-    let (code, _, _) = denial(&authorize(&authz, RbacCheck::Deny, &[CID]).await.verdict);
-    assert_eq!(code, 403);
+    let (reason, _) = denial(&authorize(&authz, RbacCheck::Deny, &[CID]).await.verdict);
+    assert_eq!(reason, DenyReason::RbacDenied);
 }
 
 #[tokio::test]
@@ -140,8 +136,8 @@ async fn an_unauthorised_client_id_is_403_in_deny_mode_and_a_warning_in_warn_mod
     let authz = authorizer(&fake, CacheConfig::default());
 
     let denied = authorize(&authz, RbacCheck::Deny, &["granted", CID]).await;
-    let (code, message, kind) = denial(&denied.verdict);
-    assert_eq!((code, kind), (403, DenialKind::NotAuthorized));
+    let (reason, message) = denial(&denied.verdict);
+    assert_eq!(reason, DenyReason::RbacDenied);
     assert!(
         message.starts_with(&format!(
             "service account apps/web may not use managed identity {CID}: grant it with a ClusterRole rule \
@@ -181,8 +177,8 @@ async fn no_client_id_is_400_without_a_call() {
     let authz = authorizer(&fake, CacheConfig::default());
     for mode in [RbacCheck::Deny, RbacCheck::Warn] {
         let result = authorize(&authz, mode, &[]).await;
-        let (code, message, _) = denial(&result.verdict);
-        assert_eq!(code, 400);
+        let (reason, message) = denial(&result.verdict);
+        assert_eq!(reason, DenyReason::MissingClientId);
         assert!(
             message.contains("azure.workload.identity/client-id"),
             "{message}"
@@ -200,8 +196,8 @@ async fn assert_failure_handling(fake: &FakeApiServer, authz: &CachedAuthorizer,
         "{:?}",
         started.elapsed()
     );
-    let (code, message, kind) = denial(&denied.verdict);
-    assert_eq!((code, kind), (500, DenialKind::CheckFailed));
+    let (reason, message) = denial(&denied.verdict);
+    assert_eq!(reason, DenyReason::RbacUnavailable);
     assert!(message.contains(expect), "{message}");
     assert!(
         message.contains("apps/web") && message.contains(CID),
@@ -277,7 +273,7 @@ async fn a_new_grant_takes_effect_once_the_denied_entry_expires() {
     );
     assert_eq!(
         denial(&authorize(&authz, RbacCheck::Deny, &[CID]).await.verdict).0,
-        403
+        DenyReason::RbacDenied
     );
     fake.add_rule(grant(CID));
     let again = authorize(&authz, RbacCheck::Deny, &[CID]).await;
@@ -285,7 +281,13 @@ async fn a_new_grant_takes_effect_once_the_denied_entry_expires() {
         again.checks[0].cached,
         "denied answer still cached right after"
     );
-    assert!(matches!(again.verdict, Verdict::Deny { code: 403, .. }));
+    assert!(matches!(
+        again.verdict,
+        Verdict::Deny(Denial {
+            reason: DenyReason::RbacDenied,
+            ..
+        })
+    ));
 
     let allowed = eventually(Duration::from_secs(5), async || {
         authorize(&authz, RbacCheck::Deny, &[CID]).await.verdict == Verdict::Allow
@@ -314,7 +316,10 @@ async fn a_revoked_grant_is_honoured_until_the_allowed_entry_expires() {
     let denied = eventually(Duration::from_secs(5), async || {
         matches!(
             authorize(&authz, RbacCheck::Deny, &[CID]).await.verdict,
-            Verdict::Deny { code: 403, .. }
+            Verdict::Deny(Denial {
+                reason: DenyReason::RbacDenied,
+                ..
+            })
         )
     })
     .await;
@@ -372,9 +377,9 @@ async fn a_burst_of_one_thousand_pods_makes_one_call() {
 #[tokio::test]
 async fn a_pod_is_checked_for_every_client_id_its_containers_present() {
     use azwi_webhook::mutate::service_account::ServiceAccountMeta;
-    use azwi_webhook::mutate::client_ids::identity_binding_client_ids;
-    use azwi_webhook::mutate::view::PodView;
     use azwi_webhook::mutate::settings::{ClusterCa, IdentityBinding, ProxySettings, Settings};
+    use azwi_webhook::mutate::view::PodView;
+    use azwi_webhook::mutate::{plan, Runtime};
 
     let settings = Settings {
         audience: "api://AzureADTokenExchange".into(),
@@ -388,7 +393,6 @@ async fn a_pod_is_checked_for_every_client_id_its_containers_present() {
             ca: ClusterCa::None,
         }),
         proxy: ProxySettings::default(),
-        native_sidecars: false,
     };
     let sa = ServiceAccountMeta {
         namespace: NS.into(),
@@ -409,9 +413,9 @@ async fn a_pod_is_checked_for_every_client_id_its_containers_present() {
     })
     .to_string();
     let pod = PodView::from_json(&raw).expect("pod");
-    let ids = identity_binding_client_ids(&settings, &pod, &sa)
-        .expect("valid pod")
-        .expect("identity binding");
+    let plan = plan(&settings, Runtime::default(), &pod, &sa).expect("valid pod");
+    assert!(plan.identity.identity_binding);
+    let ids = plan.client_ids;
     assert_eq!(ids.ids, [CID, "other-id"]);
     assert_eq!(ids.unresolvable, ["secret"]);
 
@@ -419,8 +423,8 @@ async fn a_pod_is_checked_for_every_client_id_its_containers_present() {
     fake.add_rule(grant(CID));
     let authz = authorizer(&fake, CacheConfig::default());
     let result = authorize_pod(&authz, RbacCheck::Deny, NS, SA, &ids, in_secs(8)).await;
-    let (code, message, _) = denial(&result.verdict);
-    assert_eq!(code, 403);
+    let (reason, message) = denial(&result.verdict);
+    assert_eq!(reason, DenyReason::RbacDenied);
     assert!(message.contains("managed identity other-id"), "{message}");
     let resources: Vec<_> = fake
         .reviews()
@@ -433,5 +437,11 @@ async fn a_pod_is_checked_for_every_client_id_its_containers_present() {
     fake.add_rule(grant("other-id"));
     let again = authorize_pod(&authz, RbacCheck::Deny, NS, SA, &ids, in_secs(8)).await;
     // other-id's denial is still cached (10 s): the pod stays refused until it expires.
-    assert!(matches!(again.verdict, Verdict::Deny { code: 403, .. }));
+    assert!(matches!(
+        again.verdict,
+        Verdict::Deny(Denial {
+            reason: DenyReason::RbacDenied,
+            ..
+        })
+    ));
 }

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use azwi_webhook::admission::Outcome;
+use azwi_webhook::metrics::Outcome;
 use azwi_webhook::metrics::{serve_metrics, LookupResult, LookupSource, Metrics, RbacResult};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -129,7 +129,7 @@ async fn scrape_shows_exact_series_after_recording() {
     // Every (outcome, reason) pair, 2 × 4 lookup pairs, 3 × 2 RBAC pairs: all present from the start.
     assert_eq!(
         series(&body, "azwi_admission_requests_total").len(),
-        azwi_webhook::admission::Outcome::ALL.len()
+        azwi_webhook::metrics::Outcome::ALL.len()
     );
     assert_eq!(series(&body, "azwi_service_account_lookups_total").len(), 8);
     assert_eq!(series(&body, "azwi_rbac_checks_total").len(), 6);

@@ -23,9 +23,10 @@ fuzz_target!(|data: &[u8]| {
         )]
         .into(),
     };
-    for native in [false, true] {
-        let settings = azwi_webhook_fuzz::settings(native);
-        if let Ok(mutation) = mutate::plan(&settings, &pod, &sa) {
+    let settings = azwi_webhook_fuzz::settings();
+    for native_sidecars in [false, true] {
+        let runtime = mutate::Runtime { native_sidecars };
+        if let Ok(mutation) = mutate::plan(&settings, runtime, &pod, &sa) {
             let json = patch::to_json(&mutation.ops);
             serde_json::from_slice::<serde_json::Value>(&json).expect("patch serialises as JSON");
         }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use azwi_webhook::admission::Admitter;
+use azwi_webhook::k8s::discovery::Discovery;
 use azwi_webhook::k8s::service_accounts::{LookupError, ServiceAccounts};
 use azwi_webhook::mutate::service_account::ServiceAccountMeta;
 use futures::future::BoxFuture;
@@ -62,7 +63,7 @@ impl ServiceAccounts for AnyServiceAccount {
 }
 
 /// Settings with identity binding and the proxy configured, so every branch is reachable.
-pub fn settings(native_sidecars: bool) -> Settings {
+pub fn settings() -> Settings {
     Settings {
         audience: "api://AzureADTokenExchange".into(),
         tenant_id: "tenant".into(),
@@ -79,7 +80,6 @@ pub fn settings(native_sidecars: bool) -> Settings {
             init_image: "proxy-init:1".into(),
             log_level: "info".into(),
         },
-        native_sidecars,
     }
 }
 
@@ -97,10 +97,11 @@ impl Harness {
             .expect("runtime");
         let admitter = |native| {
             Admitter::new(
-                Arc::new(settings(native)),
+                Arc::new(settings()),
                 Arc::new(AnyServiceAccount),
                 azwi_webhook::metrics::Metrics::new().expect("metrics"),
             )
+            .with_discovery(Discovery::fixed(native))
         };
         Harness {
             runtime,

@@ -4,19 +4,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
 
 use crate::k8s::discovery::Discovery;
 use crate::k8s::service_accounts::{LookupError, ServiceAccounts};
+use crate::metrics::{LookupResult, LookupSource, Metrics, Outcome};
+use crate::mutate::denial::{Denial, DenyReason};
 use crate::mutate::service_account::ServiceAccountMeta;
-use crate::metrics::{LookupResult, LookupSource, Metrics};
-use crate::mutate::{self, patch, view::PodView};
-use futures::future::BoxFuture;
-use crate::review::{ReviewHandler, ReviewReply};
 use crate::mutate::settings::Settings;
+use crate::mutate::{self, patch, view::PodView, Runtime};
+use crate::review::{ReviewHandler, ReviewReply};
 
-use super::outcome::{DenyReason, Outcome};
 use super::rbac::RbacStep;
-use super::response::{self, Denial};
+use super::response;
 use super::wire::{self, Object, Review};
 
 /// The API server's default webhook timeout, used when the request carries no `?timeout=`.
@@ -24,10 +24,8 @@ const DEFAULT_BUDGET: Duration = Duration::from_secs(10);
 
 /// Answers AdmissionReviews for pods with the configured mutation.
 pub struct Admitter {
-    /// Classic sidecars, for API servers older than 1.32 (and until discovery answers).
     settings: Arc<Settings>,
-    /// The same settings with native sidecars.
-    native_settings: Arc<Settings>,
+    /// Native or classic sidecars, from the API server version (classic until it answers).
     discovery: Discovery,
     service_accounts: Arc<dyn ServiceAccounts>,
     rbac: Option<RbacStep>,
@@ -35,7 +33,7 @@ pub struct Admitter {
 }
 
 /// What a decoded review turned into, before it is written out.
-struct Decision {
+struct Answer {
     outcome: Outcome,
     body: Vec<u8>,
 }
@@ -54,18 +52,9 @@ impl Admitter {
         service_accounts: Arc<dyn ServiceAccounts>,
         metrics: Metrics,
     ) -> Self {
-        let classic = Settings {
-            native_sidecars: false,
-            ..settings.as_ref().clone()
-        };
-        let native = Settings {
-            native_sidecars: true,
-            ..classic.clone()
-        };
         Admitter {
-            settings: Arc::new(classic),
-            native_settings: Arc::new(native),
-            discovery: Discovery::fixed(settings.native_sidecars),
+            settings,
+            discovery: Discovery::fixed(false),
             service_accounts,
             rbac: None,
             metrics,
@@ -84,11 +73,9 @@ impl Admitter {
         self
     }
 
-    fn current_settings(&self) -> &Settings {
-        if self.discovery.native_sidecars() {
-            &self.native_settings
-        } else {
-            &self.settings
+    fn runtime(&self) -> Runtime {
+        Runtime {
+            native_sidecars: self.discovery.native_sidecars(),
         }
     }
 
@@ -113,54 +100,50 @@ impl Admitter {
                     error = %e.message,
                     "admission review"
                 );
-                let denial = Denial {
-                    code: 400,
-                    message: e.message,
-                };
                 return ReviewReply {
                     status: 400,
-                    body: response::denied(e.version, &e.uid, &denial, &[]),
+                    body: response::refused(e.version, &e.uid, 400, &e.message, &[]),
                 };
             }
         };
         // The lookup must give up early enough to leave time to answer before the API server does.
         let deadline = started + budget.unwrap_or(DEFAULT_BUDGET).mul_f32(0.8);
         let mut subject = Subject::default();
-        let decision = self.decide(&review, deadline, &mut subject).await;
+        let answer = self.answer(&review, deadline, &mut subject).await;
         let elapsed = started.elapsed();
         self.metrics
-            .record_admission(decision.outcome, &subject.namespace, elapsed);
+            .record_admission(answer.outcome, &subject.namespace, elapsed);
         tracing::info!(
             uid = %review.uid,
             namespace = %subject.namespace,
             pod = %subject.pod,
             service_account = %subject.service_account,
-            outcome = decision.outcome.as_str(),
-            reason = decision.outcome.reason(),
+            outcome = answer.outcome.as_str(),
+            reason = answer.outcome.reason(),
             duration_us = elapsed.as_micros() as u64,
             "admission review"
         );
         ReviewReply {
             status: 200,
-            body: decision.body,
+            body: answer.body,
         }
     }
 
-    async fn decide(
+    async fn answer(
         &self,
         review: &Review<'_>,
         deadline: Instant,
         subject: &mut Subject,
-    ) -> Decision {
+    ) -> Answer {
         let version = review.version;
         let uid = review.uid.as_str();
-        let deny = |reason: DenyReason, code: u16, message: String| Decision {
-            outcome: Outcome::Denied(reason),
-            body: response::denied(version, uid, &Denial { code, message }, &[]),
+        let deny = |denial: Denial| Answer {
+            outcome: Outcome::Denied(denial.reason),
+            body: response::denied(version, uid, &denial, &[]),
         };
         let request = &review.request;
         if !request.is_pod_create() {
-            return Decision {
+            return Answer {
                 outcome: Outcome::Ignored,
                 body: response::allowed(version, uid, None, &[]),
             };
@@ -173,19 +156,17 @@ impl Admitter {
                     parsed = pod;
                     &parsed
                 }
-                Err(e) => return deny(DenyReason::InvalidPod, 400, invalid_pod(&e)),
+                Err(e) => return deny(Denial::invalid_pod(invalid_pod(&e))),
             },
-            Object::Invalid(e) => return deny(DenyReason::InvalidPod, 400, invalid_pod(e)),
+            Object::Invalid(e) => return deny(Denial::invalid_pod(invalid_pod(e))),
             Object::Missing => {
-                return deny(
-                    DenyReason::InvalidPod,
-                    400,
-                    "the AdmissionReview request has no object".into(),
-                )
+                return deny(Denial::invalid_pod(
+                    "the AdmissionReview request has no object",
+                ))
             }
         };
-        if let Err(rejection) = mutate::check_shape(pod) {
-            return deny(DenyReason::InvalidPod, rejection.code, rejection.message);
+        if let Err(denial) = mutate::check_shape(pod) {
+            return deny(denial);
         }
         let namespace = request
             .namespace
@@ -197,57 +178,52 @@ impl Admitter {
         subject.namespace = namespace.to_owned();
         subject.pod = pod.display_name().to_owned();
         if namespace.is_empty() {
-            return deny(
-                DenyReason::InvalidPod,
-                400,
-                "the pod has no namespace".into(),
-            );
+            return deny(Denial::invalid_pod("the pod has no namespace"));
         }
         let sa_name = pod.service_account_name();
         subject.service_account = sa_name.to_owned();
         let service_account = match self.lookup(namespace, sa_name, deadline).await {
             Ok(sa) => sa,
             Err(LookupError::NotFound { namespace, name }) => {
-                return deny(
+                return deny(Denial::new(
                     DenyReason::ServiceAccountNotFound,
-                    400,
                     format!("service account {namespace}/{name} not found: create it or set spec.serviceAccountName"),
-                )
+                ))
             }
             Err(e @ LookupError::Unavailable { .. }) => {
-                return deny(DenyReason::ServiceAccountUnavailable, 500, e.to_string())
+                return deny(Denial::new(
+                    DenyReason::ServiceAccountUnavailable,
+                    e.to_string(),
+                ))
             }
         };
-        let settings = self.current_settings();
-        let mut mutation = match mutate::plan(settings, pod, &service_account) {
-            Ok(mutation) => mutation,
-            Err(rejection) => {
-                return deny(DenyReason::InvalidPod, rejection.code, rejection.message)
-            }
+        let mut plan = match mutate::plan(&self.settings, self.runtime(), pod, &service_account) {
+            Ok(plan) => plan,
+            Err(denial) => return deny(denial),
         };
         // Only a pod the mutation accepts costs an RBAC call.
         if let Some(rbac) = &self.rbac {
             match rbac
-                .check(settings, pod, &service_account, deadline, &self.metrics)
+                .check(&plan, &service_account, deadline, &self.metrics)
                 .await
             {
-                Ok(warnings) => mutation.warnings.extend(warnings),
-                Err(denial) => return deny(denial.reason, denial.code, denial.message),
+                Ok(warnings) => plan.warnings.extend(warnings),
+                Err(denial) => return deny(denial),
             }
         }
-        if mutation.ops.is_empty() {
-            return Decision {
+        if plan.ops.is_empty() {
+            return Answer {
                 outcome: Outcome::Unchanged,
-                body: response::allowed(version, uid, None, &mutation.warnings),
+                body: response::allowed(version, uid, None, &plan.warnings),
             };
         }
-        Decision {
+        Answer {
             outcome: Outcome::Mutated,
             body: response::allowed(
                 version,
                 uid,
-                Some(&patch::to_json(&mutation.ops)),
-                &mutation.warnings,
+                Some(&patch::to_json(&plan.ops)),
+                &plan.warnings,
             ),
         }
     }

@@ -2,13 +2,11 @@
 //! the pure mutation core, write the response envelope. No business rules live here.
 
 mod handler;
-mod outcome;
 pub mod rbac;
 pub mod response;
 pub mod wire;
 
 pub use handler::Admitter;
-pub use outcome::Outcome;
 
 #[cfg(test)]
 mod tests;

@@ -1,18 +1,15 @@
-//! The identity-binding RBAC step of a review: which client IDs the pod will present, whether its
-//! service account may use them, and what that means for the answer.
+//! The identity-binding RBAC step of a review: whether the pod's service account may use the client
+//! IDs its containers will present (as the plan found them), and what that means for the answer.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::mutate::settings::RbacCheck;
-use crate::k8s::authz::{self, CachedAuthorizer, DenialKind, Verdict};
-use crate::mutate::service_account::ServiceAccountMeta;
+use crate::k8s::authz::{self, CachedAuthorizer, Verdict};
 use crate::metrics::{Metrics, RbacResult};
-use crate::mutate::client_ids::identity_binding_client_ids;
-use crate::mutate::view::PodView;
-use crate::mutate::settings::Settings;
-
-use super::outcome::DenyReason;
+use crate::mutate::denial::Denial;
+use crate::mutate::service_account::ServiceAccountMeta;
+use crate::mutate::settings::RbacCheck;
+use crate::mutate::Plan;
 
 /// The RBAC check as configured by `--rbac-check`.
 #[derive(Clone)]
@@ -21,43 +18,24 @@ pub struct RbacStep {
     pub mode: RbacCheck,
 }
 
-/// A refusal from the RBAC step.
-pub struct RbacDenial {
-    pub reason: DenyReason,
-    pub code: u16,
-    pub message: String,
-}
-
 impl RbacStep {
     /// Warnings to add to an admitted pod, or the denial. Pods without identity binding pass.
     pub async fn check(
         &self,
-        settings: &Settings,
-        pod: &PodView<'_>,
+        plan: &Plan,
         sa: &ServiceAccountMeta,
         deadline: Instant,
         metrics: &Metrics,
-    ) -> Result<Vec<String>, RbacDenial> {
-        if self.mode == RbacCheck::Off {
+    ) -> Result<Vec<String>, Denial> {
+        if self.mode == RbacCheck::Off || !plan.identity.identity_binding {
             return Ok(Vec::new());
         }
-        let ids = match identity_binding_client_ids(settings, pod, sa) {
-            Ok(None) => return Ok(Vec::new()),
-            Ok(Some(ids)) => ids,
-            Err(rejection) => {
-                return Err(RbacDenial {
-                    reason: DenyReason::InvalidPod,
-                    code: rejection.code,
-                    message: rejection.message,
-                })
-            }
-        };
         let result = authz::authorize_pod(
             &self.authorizer,
             self.mode,
             &sa.namespace,
             &sa.name,
-            &ids,
+            &plan.client_ids,
             tokio::time::Instant::from_std(deadline),
         )
         .await;
@@ -76,19 +54,7 @@ impl RbacStep {
         match result.verdict {
             Verdict::Allow => Ok(Vec::new()),
             Verdict::AllowWithWarnings(warnings) => Ok(warnings),
-            Verdict::Deny {
-                code,
-                message,
-                kind,
-            } => Err(RbacDenial {
-                reason: match kind {
-                    DenialKind::MissingClientId => DenyReason::MissingClientId,
-                    DenialKind::NotAuthorized => DenyReason::RbacDenied,
-                    DenialKind::CheckFailed => DenyReason::RbacUnavailable,
-                },
-                code,
-                message,
-            }),
+            Verdict::Deny(denial) => Err(denial),
         }
     }
 }

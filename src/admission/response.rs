@@ -5,23 +5,27 @@ use base64::Engine;
 use serde::Serialize;
 
 use super::wire::{ReviewVersion, KIND};
+use crate::mutate::denial::{Denial, DenyReason};
 
-/// A Kubernetes `Status` for a denial, as kubectl prints it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Denial {
-    pub code: u16,
-    pub message: String,
+/// The HTTP status code of the `Status` that refuses a pod for `reason`, as kubectl prints it.
+pub fn status_code(reason: DenyReason) -> u16 {
+    match reason {
+        DenyReason::InvalidPod
+        | DenyReason::ServiceAccountNotFound
+        | DenyReason::MissingClientId => 400,
+        DenyReason::RbacDenied => 403,
+        DenyReason::ServiceAccountUnavailable | DenyReason::RbacUnavailable => 500,
+    }
 }
 
-impl Denial {
-    fn reason(&self) -> &'static str {
-        match self.code {
-            400 => "BadRequest",
-            403 => "Forbidden",
-            413 => "RequestEntityTooLarge",
-            429 => "TooManyRequests",
-            _ => "InternalError",
-        }
+/// The `Status.reason` Kubernetes uses for an HTTP status code.
+fn status_reason(code: u16) -> &'static str {
+    match code {
+        400 => "BadRequest",
+        403 => "Forbidden",
+        413 => "RequestEntityTooLarge",
+        429 => "TooManyRequests",
+        _ => "InternalError",
     }
 }
 
@@ -38,10 +42,6 @@ struct Envelope<'a> {
 struct Response<'a> {
     uid: &'a str,
     allowed: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch_type: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    patch: Option<String>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     warnings: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -104,22 +104,38 @@ fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
     }
 }
 
-/// `allowed: false` with a status saying why.
+/// `allowed: false` with a status saying why the pod is refused.
 pub fn denied(version: ReviewVersion, uid: &str, denial: &Denial, warnings: &[String]) -> Vec<u8> {
+    refused(
+        version,
+        uid,
+        status_code(denial.reason),
+        &denial.message,
+        warnings,
+    )
+}
+
+/// `allowed: false` with a status of HTTP code `code`: for a pod's denial, and for requests refused
+/// before there is a pod to judge (a malformed review, a body the server would not read).
+pub fn refused(
+    version: ReviewVersion,
+    uid: &str,
+    code: u16,
+    message: &str,
+    warnings: &[String],
+) -> Vec<u8> {
     write(
         version,
         Response {
             uid,
             allowed: false,
-            patch_type: None,
-            patch: None,
             warnings,
             status: Some(Status {
                 metadata: Empty {},
                 status: "Failure",
-                message: &denial.message,
-                reason: denial.reason(),
-                code: denial.code,
+                message,
+                reason: status_reason(code),
+                code,
             }),
         },
     )

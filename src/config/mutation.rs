@@ -67,7 +67,6 @@ pub fn build_settings(args: &MutationArgs, env: &dyn EnvSource) -> Result<Settin
             log_level: log_level(&args.log_level)?.as_str().to_owned(),
         },
         // Needs the API server version; `serve` sets it after discovery, offline `inject` stays classic.
-        native_sidecars: false,
     })
 }
 

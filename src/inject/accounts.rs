@@ -13,6 +13,7 @@ use crate::k8s::client::{infer_client, ClientOptions};
 use crate::k8s::errors::error_chain;
 use crate::k8s::live::LiveServiceAccounts;
 use crate::k8s::service_accounts::LookupError;
+use crate::mutate::patch::escape_token;
 use crate::mutate::service_account::ServiceAccountMeta;
 
 /// Where a service account was found, for `--explain`.
@@ -128,7 +129,7 @@ fn account(
                 let Some(value) = value.as_str() else {
                     return Err(invalid(
                         document,
-                        &format!("{pointer}/metadata/annotations/{}", key.replace('/', "~1")),
+                        &format!("{pointer}/metadata/annotations/{}", escape_token(key)),
                         format!("expected a string, found {}", documents::type_name(value)),
                     ));
                 };

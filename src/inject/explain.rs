@@ -2,8 +2,11 @@
 
 use std::fmt::Write;
 
-use super::process::{Decision, Injection, RbacStatus, Report};
-use crate::mutate::names::{MOUNT_PATH, USE_LABEL};
+use super::process::{Finding, Injection, RbacStatus, Report};
+use crate::mutate::names::{
+    INJECT_PROXY_ANNOTATION, MOUNT_PATH, PROXY_CONTAINER, PROXY_INIT_CONTAINER,
+    SKIP_CONTAINERS_ANNOTATION, USE_LABEL,
+};
 
 pub fn render(reports: &[Report]) -> String {
     let mut out = String::new();
@@ -28,15 +31,15 @@ pub fn render(reports: &[Report]) -> String {
         } else {
             "pod template"
         };
-        match &report.decision {
-            Decision::NotSelected => {
+        match &report.finding {
+            Finding::NotSelected => {
                 let _ = writeln!(
                     out,
                     "  not injected: the {what} has no label {USE_LABEL}: \"true\", so the webhook is not \
                      called for it (--all injects anyway)"
                 );
             }
-            Decision::NoServiceAccount { namespace, name } => {
+            Finding::NoServiceAccount { namespace, name } => {
                 let _ = writeln!(
                     out,
                     "  not injected: service account {namespace}/{name} is not in the input, a \
@@ -44,14 +47,15 @@ pub fn render(reports: &[Report]) -> String {
                      reject the pod"
                 );
             }
-            Decision::Denied(rejection) => {
+            Finding::Denied(denial) => {
                 let _ = writeln!(
                     out,
                     "  not injected: the webhook would reject the pod ({}): {}",
-                    rejection.code, rejection.message
+                    denial.reason.as_str(),
+                    denial.message
                 );
             }
-            Decision::Injected(injection) => injected(&mut out, report, injection),
+            Finding::Injected(injection) => injected(&mut out, report, injection),
         }
     }
     out
@@ -65,34 +69,27 @@ fn injected(out: &mut String, report: &Report, injection: &Injection) {
         format!("{} patch operations", injection.operations)
     };
     let _ = writeln!(out, "  injected: yes ({change})");
-    let origin = injection
-        .origin
-        .as_ref()
-        .map(|o| format!(" ({o})"))
-        .unwrap_or_default();
+    let plan = &injection.plan;
     let _ = writeln!(
         out,
-        "  service account: {}/{}{origin}",
-        workload.namespace, workload.service_account
+        "  service account: {}/{} ({})",
+        workload.namespace, workload.service_account, injection.origin
     );
-    let client_id = if injection.client_id.is_empty() {
+    let identity = &plan.identity;
+    let client_id = if identity.client_id.is_empty() {
         "none (AZURE_CLIENT_ID not injected)"
     } else {
-        &injection.client_id
+        &identity.client_id
     };
     let _ = writeln!(
         out,
         "  client id: {client_id}; tenant id: {}",
-        injection.tenant_id
+        identity.tenant_id
     );
-    let expiration = injection
-        .expiration_seconds
-        .map(|s| format!(", expires after {s}s"))
-        .unwrap_or_default();
     let _ = writeln!(
         out,
-        "  token: audience {}{expiration}, volume {} mounted at {MOUNT_PATH}",
-        injection.audience, injection.volume
+        "  token: audience {}, expires after {}s, volume {} mounted at {MOUNT_PATH}",
+        identity.audience, identity.token_expiration_seconds, plan.volume
     );
     if let Some(prefix) = workload.volume_prefix.as_deref() {
         let _ = writeln!(
@@ -100,16 +97,38 @@ fn injected(out: &mut String, report: &Report, injection: &Injection) {
             "    (volume named for generateName {prefix:?}; the webhook keeps it for every pod of the template)"
         );
     }
-    let _ = writeln!(out, "  containers: {}", list(&injection.containers));
-    let _ = writeln!(out, "  env: {}", list(&injection.env));
+    let containers: Vec<&str> = plan.containers.iter().map(|c| c.name.as_str()).collect();
+    let _ = writeln!(out, "  containers: {}", list(&containers));
+    if !plan.skipped.is_empty() {
+        let _ = writeln!(
+            out,
+            "  skipped: {} ({SKIP_CONTAINERS_ANNOTATION})",
+            list(&plan.skipped)
+        );
+    }
+    let _ = writeln!(out, "  env: {}", list(&plan.env));
+    if plan.proxy {
+        let _ = writeln!(
+            out,
+            "  proxy sidecar: {PROXY_CONTAINER} and {PROXY_INIT_CONTAINER} ({INJECT_PROXY_ANNOTATION})"
+        );
+    }
     let binding = match &injection.rbac {
-        _ if !injection.identity_binding => "no".to_owned(),
+        _ if !identity.identity_binding => "no".to_owned(),
         RbacStatus::NotApplicable => "yes".to_owned(),
         RbacStatus::NotChecked => {
             "yes; RBAC not checked (no roles or bindings in the input)".to_owned()
         }
-        RbacStatus::Granted(by) => format!("yes; RBAC granted by {by}"),
-        RbacStatus::Missing => "yes; RBAC: nothing in the input grants it".to_owned(),
+        RbacStatus::Checked(grants) => {
+            let each: Vec<String> = grants
+                .iter()
+                .map(|(id, grant)| match grant {
+                    Some(by) => format!("{id} granted by {by}"),
+                    None => format!("{id}: nothing in the input grants it"),
+                })
+                .collect();
+            format!("yes; RBAC: {}", list(&each))
+        }
     };
     let _ = writeln!(out, "  identity binding: {binding}");
     for warning in &injection.warnings {
@@ -117,10 +136,11 @@ fn injected(out: &mut String, report: &Report, injection: &Injection) {
     }
 }
 
-fn list(items: &[String]) -> String {
+fn list<S: AsRef<str>>(items: &[S]) -> String {
     if items.is_empty() {
         "none".to_owned()
     } else {
+        let items: Vec<&str> = items.iter().map(AsRef::as_ref).collect();
         items.join(", ")
     }
 }

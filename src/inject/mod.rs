@@ -63,11 +63,11 @@ pub enum InjectError {
         name: String,
         where_else: &'static str,
     },
-    #[error("{location}: {workload}: the webhook would reject the pod ({code}): {message}")]
+    #[error("{location}: {workload}: the webhook would reject the pod ({reason}): {message}")]
     Rejected {
         location: Location,
         workload: String,
-        code: u16,
+        reason: &'static str,
         message: String,
     },
     #[error("cluster: {message}")]
@@ -202,9 +202,9 @@ pub async fn execute(
     let mut warnings = Vec::new();
     for report in &processed.reports {
         let workload = report.workload.describe();
-        match &report.decision {
-            process::Decision::NotSelected => {}
-            process::Decision::NoServiceAccount { namespace, name } => {
+        match &report.finding {
+            process::Finding::NotSelected => {}
+            process::Finding::NoServiceAccount { namespace, name } => {
                 return Err(InjectError::MissingServiceAccount {
                     location: report.location.clone(),
                     workload,
@@ -217,15 +217,15 @@ pub async fn execute(
                     },
                 })
             }
-            process::Decision::Denied(rejection) => {
+            process::Finding::Denied(denial) => {
                 return Err(InjectError::Rejected {
                     location: report.location.clone(),
                     workload,
-                    code: rejection.code,
-                    message: rejection.message.clone(),
+                    reason: denial.reason.as_str(),
+                    message: denial.message.clone(),
                 })
             }
-            process::Decision::Injected(injection) => warnings.extend(
+            process::Finding::Injected(injection) => warnings.extend(
                 injection
                     .warnings
                     .iter()

@@ -10,14 +10,15 @@ use super::documents::{Document, Location};
 use super::rbac::Rbac;
 use super::workloads::{self, Workload};
 use super::InjectError;
-use crate::mutate::names::{INJECTED_IDENTITY_ANNOTATION, MOUNT_PATH, VOLUME_NAME_PREFIX};
+use crate::k8s::authz::{self, AccessDecision, CheckReport, Verdict};
+use crate::mutate::denial::{Denial, DenyReason};
+use crate::mutate::settings::{RbacCheck, Settings};
 use crate::mutate::view::{MetadataView, PodView, Str};
-use crate::mutate::{self, patch, Rejection};
-use crate::mutate::settings::Settings;
+use crate::mutate::{self, patch, Plan, Runtime};
 
 /// What happened to one workload.
 #[derive(Debug)]
-pub enum Decision {
+pub enum Finding {
     /// No `azure.workload.identity/use: "true"` label (and no `--all`).
     NotSelected,
     /// The service account is in none of the sources.
@@ -26,24 +27,17 @@ pub enum Decision {
         name: String,
     },
     /// The webhook would refuse the pod.
-    Denied(Rejection),
+    Denied(Denial),
     Injected(Box<Injection>),
 }
 
-/// What the injected pod ends up with.
-#[derive(Debug, Default)]
+/// What the injected pod ends up with: the webhook's plan for it, and the offline RBAC finding.
+#[derive(Debug)]
 pub struct Injection {
     /// Number of patch operations; 0 when the pod was already injected.
     pub operations: usize,
-    pub origin: Option<Origin>,
-    pub client_id: String,
-    pub tenant_id: String,
-    pub audience: String,
-    pub expiration_seconds: Option<i64>,
-    pub volume: String,
-    pub containers: Vec<String>,
-    pub env: Vec<String>,
-    pub identity_binding: bool,
+    pub origin: Origin,
+    pub plan: Plan,
     pub rbac: RbacStatus,
     /// The webhook's warnings, plus the offline RBAC finding.
     pub warnings: Vec<String>,
@@ -56,15 +50,15 @@ pub enum RbacStatus {
     NotApplicable,
     /// No Role, ClusterRole or binding in the input.
     NotChecked,
-    Granted(String),
-    Missing,
+    /// Per client ID the containers present: the binding that grants it, or `None`.
+    Checked(Vec<(String, Option<String>)>),
 }
 
 #[derive(Debug)]
 pub struct Report {
     pub location: Location,
     pub workload: Workload,
-    pub decision: Decision,
+    pub finding: Finding,
 }
 
 /// The mutated documents, the patch of each changed document, and a report per workload.
@@ -97,14 +91,14 @@ pub fn process(
             });
         };
         let location = document.location.clone();
-        let decision = if !workload.labelled && !context.all {
-            Decision::NotSelected
+        let finding = if !workload.labelled && !context.all {
+            Finding::NotSelected
         } else {
             match context
                 .accounts
                 .get(&workload.namespace, &workload.service_account)
             {
-                None => Decision::NoServiceAccount {
+                None => Finding::NoServiceAccount {
                     namespace: workload.namespace.clone(),
                     name: workload.service_account.clone(),
                 },
@@ -115,17 +109,16 @@ pub fn process(
                         .cloned()
                         .unwrap_or(Value::Null);
                     match plan(context.settings, &workload, &pod, account)? {
-                        Err(rejection) => Decision::Denied(rejection),
-                        Ok((ops, warnings)) => {
+                        Err(denial) => Finding::Denied(denial),
+                        Ok((ops, plan)) => {
                             apply(document, &ops)?;
-                            let pod = document
-                                .value
-                                .pointer(&workload.pod_pointer)
-                                .unwrap_or(&Value::Null);
-                            let mut injection = describe(context, pod);
-                            injection.operations = ops.len();
-                            injection.origin = Some(origin.clone());
-                            injection.warnings = warnings;
+                            let mut injection = Injection {
+                                operations: ops.len(),
+                                origin: origin.clone(),
+                                warnings: plan.warnings.clone(),
+                                plan,
+                                rbac: RbacStatus::NotApplicable,
+                            };
                             rbac_finding(context, &workload, &mut injection);
                             if !ops.is_empty() {
                                 match patches.last_mut() {
@@ -135,7 +128,7 @@ pub fn process(
                                     _ => patches.push((workload.document, ops)),
                                 }
                             }
-                            Decision::Injected(Box::new(injection))
+                            Finding::Injected(Box::new(injection))
                         }
                     }
                 }
@@ -144,7 +137,7 @@ pub fn process(
         reports.push(Report {
             location,
             workload,
-            decision,
+            finding,
         });
     }
     Ok(Processed {
@@ -154,8 +147,8 @@ pub fn process(
     })
 }
 
-/// Patch operations (re-rooted at the pod) and the webhook's warnings.
-type Planned = (Vec<Value>, Vec<String>);
+/// Patch operations (re-rooted at the pod) and the webhook's plan.
+type Planned = (Vec<Value>, Plan);
 
 /// The core's operations, re-rooted at the pod's place in the document. The outer `Result` is an
 /// input problem, the inner one the webhook's verdict.
@@ -164,7 +157,7 @@ fn plan(
     workload: &Workload,
     pod: &Value,
     account: &crate::mutate::service_account::ServiceAccountMeta,
-) -> Result<Result<Planned, Rejection>, InjectError> {
+) -> Result<Result<Planned, Denial>, InjectError> {
     let raw = pod.to_string();
     let mut view = PodView::from_json(&raw).map_err(|e| InjectError::Internal {
         message: format!("{}: the pod does not decode: {e}", workload.describe()),
@@ -184,18 +177,18 @@ fn plan(
             }
         }
     }
-    let mutation = match mutate::plan(settings, &view, account) {
-        Ok(mutation) => mutation,
-        Err(rejection) => return Ok(Err(rejection)),
+    // Offline there is no API server to ask: classic sidecars, which every version runs.
+    let plan = match mutate::plan(settings, Runtime::default(), &view, account) {
+        Ok(plan) => plan,
+        Err(denial) => return Ok(Err(denial)),
     };
-    if mutation.ops.is_empty() {
+    if plan.ops.is_empty() {
         ops.clear();
     }
-    let planned: Value = serde_json::from_slice(&patch::to_json(&mutation.ops)).map_err(|e| {
-        InjectError::Internal {
+    let planned: Value =
+        serde_json::from_slice(&patch::to_json(&plan.ops)).map_err(|e| InjectError::Internal {
             message: e.to_string(),
-        }
-    })?;
+        })?;
     ops.extend(planned.as_array().cloned().unwrap_or_default());
     let mut ops = Value::Array(ops);
     workloads::reroot(&mut ops, &workload.pod_pointer);
@@ -203,7 +196,7 @@ fn plan(
         Value::Array(ops) => ops,
         _ => Vec::new(),
     };
-    Ok(Ok((ops, mutation.warnings)))
+    Ok(Ok((ops, plan)))
 }
 
 fn apply(document: &mut Document, ops: &[Value]) -> Result<(), InjectError> {
@@ -225,105 +218,70 @@ fn apply(document: &mut Document, ops: &[Value]) -> Result<(), InjectError> {
     })
 }
 
-/// Reads the result back from the injected pod, so `--explain` shows what is there, not what was
-/// intended.
-fn describe(context: &Context<'_>, pod: &Value) -> Injection {
-    let mut injection = Injection::default();
-    if let Some(record) = pod
-        .pointer("/metadata/annotations")
-        .and_then(|a| a.get(INJECTED_IDENTITY_ANNOTATION))
-        .and_then(Value::as_str)
-        .and_then(|r| serde_json::from_str::<Value>(r).ok())
-    {
-        let field = |name| record.get(name).and_then(Value::as_str).unwrap_or_default();
-        injection.client_id = field("clientID").to_owned();
-        injection.tenant_id = field("tenantID").to_owned();
-    }
-    let volumes = pod.pointer("/spec/volumes").and_then(Value::as_array);
-    let volume = volumes.into_iter().flatten().find(|v| {
-        v.get("name")
-            .and_then(Value::as_str)
-            .is_some_and(|n| n.starts_with(VOLUME_NAME_PREFIX))
-    });
-    if let Some(volume) = volume {
-        injection.volume = volume["name"].as_str().unwrap_or_default().to_owned();
-        let token = volume
-            .pointer("/projected/sources")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .find_map(|s| s.get("serviceAccountToken"));
-        if let Some(token) = token {
-            injection.audience = token["audience"].as_str().unwrap_or_default().to_owned();
-            injection.expiration_seconds = token["expirationSeconds"].as_i64();
-        }
-    }
-    injection.identity_binding = context
-        .settings
-        .identity_binding
-        .as_ref()
-        .is_some_and(|ib| ib.audience == injection.audience);
-    for field in ["initContainers", "containers"] {
-        let containers = pod
-            .pointer(&format!("/spec/{field}"))
-            .and_then(Value::as_array);
-        for container in containers.into_iter().flatten() {
-            let mounted = container
-                .get("volumeMounts")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .any(|m| m.get("mountPath").and_then(Value::as_str) == Some(MOUNT_PATH));
-            if !mounted {
-                continue;
-            }
-            let name = container["name"].as_str().unwrap_or_default().to_owned();
-            if injection.env.is_empty() {
-                injection.env = container
-                    .get("env")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|e| e.get("name").and_then(Value::as_str))
-                    .filter(|n| n.starts_with("AZURE_"))
-                    .map(str::to_owned)
-                    .collect();
-            }
-            injection.containers.push(name);
-        }
-    }
-    injection
-}
-
-/// The identity-binding permission, checked against the input's RBAC objects when there are any.
+/// The identity-binding permission for every client ID the containers present, checked against
+/// the input's RBAC objects when there are any, and judged by the webhook's own verdict rules (as
+/// with the default `--rbac-check=deny`). Only what is in the input counts, so a refusal becomes
+/// a warning: the cluster may well grant it already.
 fn rbac_finding(context: &Context<'_>, workload: &Workload, injection: &mut Injection) {
-    if !injection.identity_binding || injection.client_id.is_empty() {
+    let plan = &injection.plan;
+    if !plan.identity.identity_binding {
         return;
     }
-    if context.rbac.is_empty() {
-        injection.rbac = RbacStatus::NotChecked;
-        return;
-    }
-    let (namespace, account, client_id) = (
-        &workload.namespace,
-        &workload.service_account,
-        &injection.client_id,
+    let (namespace, account) = (&workload.namespace, &workload.service_account);
+    let grants: Vec<(String, Option<String>)> = plan
+        .client_ids
+        .ids
+        .iter()
+        .map(|id| (id.clone(), context.rbac.grant(namespace, account, id)))
+        .collect();
+    let checked = !context.rbac.is_empty();
+    // With no RBAC objects in the input, only what needs no answer is judged (no client ID at all,
+    // `valueFrom` client IDs).
+    let checks: Vec<CheckReport> = grants
+        .iter()
+        .filter(|_| checked)
+        .map(|(id, grant)| {
+            CheckReport::offline(
+                id,
+                AccessDecision {
+                    allowed: grant.is_some(),
+                    reason: String::new(),
+                },
+            )
+        })
+        .collect();
+    let verdict = authz::decision::verdict(
+        RbacCheck::Deny,
+        namespace,
+        account,
+        &plan.client_ids,
+        &checks,
     );
-    match context.rbac.grant(namespace, account, client_id) {
-        Some(binding) => injection.rbac = RbacStatus::Granted(binding),
-        None => {
-            injection.rbac = RbacStatus::Missing;
+    injection.rbac = if checked {
+        RbacStatus::Checked(grants.clone())
+    } else {
+        RbacStatus::NotChecked
+    };
+    match verdict {
+        Verdict::Allow => {}
+        Verdict::AllowWithWarnings(warnings) => injection.warnings.extend(warnings),
+        Verdict::Deny(denial) => {
             // `inject` has no --rbac-check of its own: the flag named is the webhook's.
+            let condition = match denial.reason {
+                DenyReason::MissingClientId => "unless run with --rbac-check=off",
+                _ => "with its default --rbac-check=deny, unless the cluster already grants it",
+            };
             injection.warnings.push(format!(
-                "no ClusterRoleBinding in the input grants service account {namespace}/{account} verb \
-                 {} on {}/{client_id}; unless the cluster already has one, the webhook (with its \
-                 default --rbac-check=deny) would reject the pod",
-                super::rbac::VERB,
-                super::rbac::API_GROUP,
+                "the webhook ({condition}) would reject the pod: {}",
+                denial.message
             ));
-            injection
-                .warnings
-                .extend(context.rbac.namespaced_only(namespace, account, client_id));
+            for (id, grant) in &grants {
+                if grant.is_none() {
+                    injection
+                        .warnings
+                        .extend(context.rbac.namespaced_only(namespace, account, id));
+                }
+            }
         }
     }
 }

@@ -119,7 +119,9 @@ fn explain_names_the_cluster_role_binding_that_grants() {
     let (status, out, _) = run_in(&identity_binding_env(), &input, &["--explain"]);
     assert_eq!(status, 0);
     assert!(
-        out.contains("identity binding: yes; RBAC granted by ClusterRoleBinding app-uses-cid\n"),
+        out.contains(
+            "identity binding: yes; RBAC: cid granted by ClusterRoleBinding app-uses-cid\n"
+        ),
         "{out}"
     );
     assert!(!out.contains("warning:"), "{out}");
@@ -142,7 +144,38 @@ fn a_role_binding_is_reported_as_namespaced_only() {
         "{err}"
     );
     assert!(
-        err.contains("no ClusterRoleBinding in the input grants"),
+        err.contains(
+            "the webhook (with its default --rbac-check=deny, unless the cluster already grants \
+             it) would reject the pod: service account demo/app may not use managed identity cid"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_deprecated_service_account_field_names_the_account() {
+    let input = INPUT.replace("serviceAccountName: app", "serviceAccount: app");
+    let (status, out, err) = run_with(&input, &["--explain"]);
+    assert_eq!(status, 0, "{err}");
+    assert!(
+        out.contains("service account: demo/app (from the input)"),
+        "{out}"
+    );
+    assert!(out.contains("client id: cid;"), "{out}");
+}
+
+#[test]
+fn error_locations_keep_a_tilde_in_a_key() {
+    // `~1` in a key must not come back as `/`: the pointer must escape `~` before `/`.
+    let input = "\
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: app, namespace: demo, annotations: {example.com/a~1b: 1}}
+";
+    let (status, _, err) = run_with(input, &[]);
+    assert_ne!(status, 0);
+    assert!(
+        err.contains("metadata.annotations.example.com/a~1b: expected a string"),
         "{err}"
     );
 }

@@ -6,6 +6,8 @@ use serde_json::Value;
 use super::documents::{self, invalid, meta_str, type_name, Document};
 use super::InjectError;
 use crate::mutate::names::USE_LABEL;
+use crate::mutate::patch::escape_token;
+use crate::mutate::view::effective_service_account;
 
 /// One pod or pod template to consider.
 #[derive(Debug, Clone)]
@@ -95,12 +97,12 @@ pub fn find(documents: &[Document], default_namespace: &str) -> Result<Vec<Workl
                     .pointer("/metadata/labels")
                     .and_then(|l| l.get(USE_LABEL))
                     == Some(&Value::String("true".into())),
-                service_account: pod
-                    .pointer("/spec/serviceAccountName")
-                    .and_then(Value::as_str)
-                    .filter(|s| !s.is_empty())
-                    .unwrap_or("default")
-                    .to_owned(),
+                service_account: effective_service_account(
+                    pod.pointer("/spec/serviceAccountName")
+                        .and_then(Value::as_str),
+                    pod.pointer("/spec/serviceAccount").and_then(Value::as_str),
+                )
+                .to_owned(),
             });
         }
     }
@@ -132,7 +134,7 @@ fn check_pod(document: &Document, pod: &Value, at: &str) -> Result<(), InjectErr
             if let Some(map) = check.object_at(metadata, &at, field)? {
                 for (key, value) in map.as_object().into_iter().flatten() {
                     if !value.is_string() {
-                        let pointer = format!("{at}/{field}/{}", key.replace('/', "~1"));
+                        let pointer = format!("{at}/{field}/{}", escape_token(key));
                         return Err(invalid(
                             document,
                             &pointer,
@@ -151,6 +153,7 @@ fn check_pod(document: &Document, pod: &Value, at: &str) -> Result<(), InjectErr
     };
     let at = format!("{at}/spec");
     check.string_at(spec, &at, "serviceAccountName")?;
+    check.string_at(spec, &at, "serviceAccount")?;
     for field in ["initContainers", "containers"] {
         for (i, container) in check.objects_at(spec, &at, field)? {
             let at = format!("{at}/{field}/{i}");

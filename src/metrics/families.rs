@@ -6,7 +6,7 @@ use prometheus::{
     Registry,
 };
 
-use crate::admission::Outcome;
+use super::Outcome;
 
 use super::namespaces::NamespaceHistogram;
 use super::{LookupResult, LookupSource, MetricsError, RbacResult};

@@ -9,7 +9,7 @@
 //! Typical use:
 //! ```
 //! # use std::time::Duration;
-//! use azwi_webhook::admission::Outcome;
+//! use azwi_webhook::metrics::Outcome;
 //! use azwi_webhook::metrics::{LookupResult, LookupSource, Metrics};
 //! let metrics = Metrics::new().expect("metric names are valid");
 //! metrics.record_admission(Outcome::Mutated, "default", Duration::from_micros(250));
@@ -20,6 +20,7 @@
 mod families;
 mod http;
 mod namespaces;
+mod outcome;
 
 #[cfg(test)]
 mod tests;
@@ -29,10 +30,9 @@ use std::time::Duration;
 
 use prometheus::{Registry, TextEncoder};
 
-use crate::admission::Outcome;
-
 pub use http::{router, serve_metrics};
 pub use namespaces::{DEFAULT_NAMESPACE_LIMIT, OVERFLOW_NAMESPACE};
+pub use outcome::Outcome;
 /// The `Content-Type` of [`Metrics::render`]'s output (Prometheus text exposition format 0.0.4).
 pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
 

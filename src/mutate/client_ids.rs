@@ -1,5 +1,5 @@
 //! Which client IDs an identity-binding pod's containers will present once mutated, so each can be
-//! authorised before the pod is admitted. Pure: it reads the pod view and the service account only.
+//! authorised before the pod is admitted. `plan` calls it with the identity it resolved.
 //!
 //! The rules mirror `container::env_ops` exactly, because checking anything other than what the
 //! containers really end up with would let a pod be admitted under an identity nobody checked:
@@ -9,13 +9,9 @@
 //!   removed when the service account no longer names one;
 //! - a `valueFrom` cannot be resolved here (Secret, ConfigMap, field ref), so it is reported instead.
 
-use super::service_account::ServiceAccountMeta;
-use crate::mutate::settings::Settings;
-
-use super::names::{CLIENT_ID_ANNOTATION, ENV_CLIENT_ID};
+use super::names::ENV_CLIENT_ID;
 use super::record::InjectedIdentity;
 use super::view::{ContainerView, EnvVarView, PodView};
-use super::{identity, skip_list, Rejection};
 
 /// The client IDs a pod's injected containers present.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -24,32 +20,6 @@ pub struct ClientIds {
     pub ids: Vec<String>,
     /// Names of containers whose `AZURE_CLIENT_ID` comes from a `valueFrom`.
     pub unresolvable: Vec<String>,
-}
-
-/// The client IDs to authorise when `pod` uses identity binding, `None` when it does not (or the
-/// webhook has identity binding off). Call it after `plan` succeeded: it repeats the same identity
-/// resolution, so it fails exactly where `plan` would.
-pub fn identity_binding_client_ids(
-    settings: &Settings,
-    pod: &PodView<'_>,
-    sa: &ServiceAccountMeta,
-) -> Result<Option<ClientIds>, Rejection> {
-    // The warnings are the ones `plan` already reported for this pod.
-    let mut ignored = Vec::new();
-    let resolved = identity::resolve(settings, pod, sa, &mut ignored)?;
-    if resolved.identity_binding.is_none() {
-        return Ok(None);
-    }
-    Ok(Some(presented_client_ids(
-        pod,
-        &resolved.client_id,
-        &skip_list(pod),
-    )))
-}
-
-/// The service account's client ID as the mutation reads it (empty when absent).
-pub fn service_account_client_id(sa: &ServiceAccountMeta) -> &str {
-    sa.annotations.get(CLIENT_ID_ANNOTATION).unwrap_or_default()
 }
 
 /// Every container the webhook injects (init and app containers, minus `skip`) and the client ID
@@ -136,9 +106,13 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::*;
-    use crate::mutate::names::{INJECTED_IDENTITY_ANNOTATION, SKIP_CONTAINERS_ANNOTATION};
-    use crate::mutate::plan;
+    use crate::mutate::names::{
+        CLIENT_ID_ANNOTATION, INJECTED_IDENTITY_ANNOTATION, SKIP_CONTAINERS_ANNOTATION,
+    };
+    use crate::mutate::service_account::ServiceAccountMeta;
+    use crate::mutate::settings::Settings;
     use crate::mutate::settings::{ClusterCa, IdentityBinding, ProxySettings};
+    use crate::mutate::{plan, Runtime};
 
     const SWITCH: &str = "azure.workload.identity/use-identity-binding";
 
@@ -155,7 +129,6 @@ mod tests {
                 ca: ClusterCa::None,
             }),
             proxy: ProxySettings::default(),
-            native_sidecars: false,
         }
     }
 
@@ -184,16 +157,16 @@ mod tests {
     fn ids_of(input: &Value, sa: &ServiceAccountMeta) -> ClientIds {
         let raw = input.to_string();
         let view = PodView::from_json(&raw).expect("test pod decodes");
-        identity_binding_client_ids(&settings(), &view, sa)
-            .expect("identity resolves")
-            .expect("pod uses identity binding")
+        let plan = plan(&settings(), Runtime::default(), &view, sa).expect("pod is admitted");
+        assert!(plan.identity.identity_binding, "pod uses identity binding");
+        plan.client_ids
     }
 
     /// The `AZURE_CLIENT_ID` literals the mutated pod really carries, for cross-checking.
     fn ids_after_mutation(input: &Value, sa: &ServiceAccountMeta) -> Vec<String> {
         let raw = input.to_string();
         let view = PodView::from_json(&raw).expect("test pod decodes");
-        let mutation = plan(&settings(), &view, sa).expect("pod is admitted");
+        let mutation = plan(&settings(), Runtime::default(), &view, sa).expect("pod is admitted");
         let patch: json_patch::Patch =
             serde_json::from_slice(&crate::mutate::patch::to_json(&mutation.ops)).expect("patch");
         let mut output = input.clone();
@@ -330,7 +303,7 @@ mod tests {
         let input = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a"}]}});
         let raw = input.to_string();
         let view = PodView::from_json(&raw).expect("decodes");
-        let found = identity_binding_client_ids(&settings(), &view, &sa(Some("id"))).expect("ok");
-        assert_eq!(found, None);
+        let plan = plan(&settings(), Runtime::default(), &view, &sa(Some("id"))).expect("ok");
+        assert!(!plan.identity.identity_binding);
     }
 }

@@ -1,10 +1,10 @@
 //! Per-container changes: the Azure env vars and the token mount.
 
+use super::denial::Denial;
 use super::names::*;
 use super::patch::{EnvVar, PatchOp, PatchValue, VolumeMount};
 use super::record::InjectedIdentity;
 use super::view::ContainerView;
-use super::Rejection;
 
 /// What one container needs, and what was injected last time (for refreshing, W32).
 pub struct ContainerPlan<'p> {
@@ -13,27 +13,35 @@ pub struct ContainerPlan<'p> {
     pub volume_name: &'p str,
 }
 
-/// `base` is the container's JSON Pointer, e.g. `/spec/containers/0`.
+/// `base` is the container's JSON Pointer, e.g. `/spec/containers/0`. True when the operations
+/// write the client or tenant ID (add, refresh or remove), which is what the record must remember.
 pub fn container_ops(
     base: &str,
     container: &ContainerView<'_>,
     plan: &ContainerPlan<'_>,
     ops: &mut Vec<PatchOp>,
-) -> Result<(), Rejection> {
-    env_ops(base, container, plan, ops);
-    mount_op(base, container, plan.volume_name, ops)
+) -> Result<bool, Denial> {
+    let identity_written = env_ops(base, container, plan, ops);
+    mount_op(base, container, plan.volume_name, ops)?;
+    Ok(identity_written)
+}
+
+fn is_identity(name: &str) -> bool {
+    name == ENV_CLIENT_ID || name == ENV_TENANT_ID
 }
 
 /// Adds missing variables (by name; user values win), refreshes values this webhook injected for a
 /// previous service account, and drops a client ID the current service account no longer has.
-/// Replacements come first and removals run from the back, so every index stays valid.
+/// Replacements come first and removals run from the back, so every index stays valid. True when
+/// the client or tenant ID is written.
 fn env_ops(
     base: &str,
     container: &ContainerView<'_>,
     plan: &ContainerPlan<'_>,
     ops: &mut Vec<PatchOp>,
-) {
+) -> bool {
     let existing = container.env.as_ref();
+    let mut identity_written = false;
     let mut missing = Vec::new();
     for wanted in plan.env {
         match existing.and_then(|env| env.first(wanted.name)) {
@@ -46,13 +54,17 @@ fn env_ops(
                     )
                     && current.value.as_ref().map(|v| v.as_str()) != Some(wanted.value.as_str())
                 {
+                    identity_written = true;
                     ops.push(PatchOp::replace(
                         format!("{base}/env/{index}/value"),
                         PatchValue::String(wanted.value.clone()),
                     ));
                 }
             }
-            None => missing.push(wanted.clone()),
+            None => {
+                identity_written |= is_identity(wanted.name);
+                missing.push(wanted.clone());
+            }
         }
     }
     let stale_client_id = plan
@@ -70,10 +82,11 @@ fn env_ops(
             })
         });
     if let Some(index) = stale_client_id {
+        identity_written = true;
         ops.push(PatchOp::remove(format!("{base}/env/{index}")));
     }
     if missing.is_empty() {
-        return;
+        return identity_written;
     }
     if container.env.is_none() {
         ops.push(PatchOp::add(
@@ -88,6 +101,7 @@ fn env_ops(
             ));
         }
     }
+    identity_written
 }
 
 fn was_injected(previous: Option<&InjectedIdentity>, name: &str, value: Option<&str>) -> bool {
@@ -109,7 +123,7 @@ fn mount_op(
     container: &ContainerView<'_>,
     volume_name: &str,
     ops: &mut Vec<PatchOp>,
-) -> Result<(), Rejection> {
+) -> Result<(), Denial> {
     let wanted = VolumeMount {
         name: volume_name.to_owned(),
         mount_path: MOUNT_PATH,
@@ -132,7 +146,7 @@ fn mount_op(
             return Ok(());
         }
         if name != volume_name && !name.starts_with(VOLUME_NAME_PREFIX) {
-            return Err(Rejection::bad_request(format!(
+            return Err(Denial::invalid_pod(format!(
                 "container {:?} mounts volume {name:?} at {MOUNT_PATH}, which is reserved for the workload \
                  identity token: mount it elsewhere or list the container in {SKIP_CONTAINERS_ANNOTATION}",
                 container.name.as_str()

@@ -4,9 +4,9 @@
 use super::service_account::ServiceAccountMeta;
 use crate::mutate::settings::{IdentityBinding, Settings};
 
+use super::denial::Denial;
 use super::names::*;
 use super::view::PodView;
-use super::Rejection;
 
 /// The identity the pod's containers receive.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,7 +25,7 @@ pub fn resolve<'s>(
     pod: &PodView<'_>,
     sa: &ServiceAccountMeta,
     warnings: &mut Vec<String>,
-) -> Result<Identity<'s>, Rejection> {
+) -> Result<Identity<'s>, Denial> {
     let identity_binding = identity_binding(settings, pod, warnings)?;
     let client_id = sa
         .annotations
@@ -57,7 +57,7 @@ fn identity_binding<'s>(
     settings: &'s Settings,
     pod: &PodView<'_>,
     warnings: &mut Vec<String>,
-) -> Result<Option<&'s IdentityBinding>, Rejection> {
+) -> Result<Option<&'s IdentityBinding>, Denial> {
     let Some(ib) = settings.identity_binding.as_ref() else {
         if switch_value(pod, DEFAULT_IDENTITY_BINDING_KEY).is_some_and(is_true) {
             warnings.push(format!(
@@ -80,7 +80,7 @@ fn identity_binding<'s>(
     }
     // Without a token proxy the pod would get a token no one can exchange (W03).
     if ib.token_proxy.is_empty() {
-        return Err(Rejection::bad_request(format!(
+        return Err(Denial::invalid_pod(format!(
             "pod requests identity binding ({}: \"true\") but this webhook has no token proxy configured \
              (AZURE_KUBERNETES_TOKEN_PROXY): remove the {} switch or configure identity binding on the webhook",
             ib.switch_key, ib.switch_key
@@ -105,7 +105,7 @@ fn is_true(value: &str) -> bool {
 }
 
 /// Pod annotation if non-empty, else service-account annotation if non-empty, else 3600; 3600..=86400.
-fn token_expiration(pod: &PodView<'_>, sa: &ServiceAccountMeta) -> Result<i64, Rejection> {
+fn token_expiration(pod: &PodView<'_>, sa: &ServiceAccountMeta) -> Result<i64, Denial> {
     let from_pod = pod
         .annotation(TOKEN_EXPIRATION_ANNOTATION)
         .filter(|v| !v.is_empty());
@@ -121,12 +121,12 @@ fn token_expiration(pod: &PodView<'_>, sa: &ServiceAccountMeta) -> Result<i64, R
         },
     };
     let seconds = parse_int(raw).ok_or_else(|| {
-        Rejection::bad_request(format!(
+        Denial::invalid_pod(format!(
             "{TOKEN_EXPIRATION_ANNOTATION} on {source} is {raw:?}, which is not a whole number of seconds"
         ))
     })?;
     if !(MIN_TOKEN_EXPIRATION_SECONDS..=MAX_TOKEN_EXPIRATION_SECONDS).contains(&seconds) {
-        return Err(Rejection::bad_request(format!(
+        return Err(Denial::invalid_pod(format!(
             "token expiration {seconds} not valid. Expected value to be between \
              {MIN_TOKEN_EXPIRATION_SECONDS} and {MAX_TOKEN_EXPIRATION_SECONDS} \
              ({TOKEN_EXPIRATION_ANNOTATION} on {source})"

@@ -1,76 +1,122 @@
-//! The pure mutation core: `(Settings, pod view, service account) -> patch + warnings | rejection`.
+//! The pure mutation core: `(Settings, runtime facts, pod view, service account) -> Plan | Denial`.
 //! No I/O, no clock, no async; every rule is unit-tested here.
 
 pub mod client_ids;
 mod container;
+pub mod denial;
 mod identity;
 pub mod names;
 pub mod patch;
 mod proxy;
-pub mod settings;
 mod record;
 pub mod service_account;
+pub mod settings;
 pub mod view;
 mod volume;
 
-use service_account::ServiceAccountMeta;
 use crate::mutate::settings::{ClusterCa, Settings};
+use service_account::ServiceAccountMeta;
 
+use client_ids::ClientIds;
 use container::{container_ops, ContainerPlan};
+use denial::Denial;
 use identity::Identity;
 use names::*;
 use patch::{EnvVar, PatchOp};
 use record::InjectedIdentity;
-use view::{ContainerView, PodView};
+use view::PodView;
 
 pub use volume::derived_volume_name;
 
-/// The change to make: field-level operations on the request object, and warnings for the user.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Mutation {
+/// Facts about the cluster learnt at run time (from the API server), not configuration.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Runtime {
+    /// Inject the proxy as a native sidecar (an init container with `restartPolicy: Always`): the
+    /// API server is 1.32 or later.
+    pub native_sidecars: bool,
+}
+
+/// The whole decision for one admitted pod, so that nobody downstream re-derives part of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// Field-level operations on the request object; empty when the pod needs no change.
     pub ops: Vec<PatchOp>,
+    /// Warnings for the pod's owner.
     pub warnings: Vec<String>,
+    pub identity: PlannedIdentity,
+    /// The client IDs the pod's injected containers present once mutated (what RBAC must allow).
+    pub client_ids: ClientIds,
+    /// Name of the projected token volume.
+    pub volume: String,
+    /// The containers given the Azure env and the token mount, init containers first.
+    pub containers: Vec<ContainerRef>,
+    /// Containers of the pod left alone because `skip-containers` names them.
+    pub skipped: Vec<String>,
+    /// Whether the pod asked for, and gets (or already has), the proxy sidecar.
+    pub proxy: bool,
+    /// Names of the environment variables injected into each container, in order.
+    pub env: Vec<&'static str>,
 }
 
-/// A pod the webhook refuses, with the HTTP-style code and a message saying what to fix.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct Rejection {
-    pub code: u16,
-    pub message: String,
+/// The identity the pod's containers receive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedIdentity {
+    /// Empty when the service account names no client ID.
+    pub client_id: String,
+    pub tenant_id: String,
+    /// Audience of the projected token.
+    pub audience: String,
+    pub token_expiration_seconds: i64,
+    /// The pod opted into identity binding and the webhook has it configured.
+    pub identity_binding: bool,
 }
 
-impl Rejection {
-    /// The pod or its service account is misconfigured.
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Rejection {
-            code: 400,
-            message: message.into(),
+/// One of the two container lists of a pod spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerGroup {
+    Init,
+    App,
+}
+
+impl ContainerGroup {
+    /// The field of the pod spec holding the list.
+    pub fn field(self) -> &'static str {
+        match self {
+            ContainerGroup::Init => "initContainers",
+            ContainerGroup::App => "containers",
         }
     }
 }
 
+/// A container by list and name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerRef {
+    pub group: ContainerGroup,
+    pub name: String,
+}
+
 /// Refuses what cannot be a pod before anything is looked up for it.
-pub fn check_shape(pod: &PodView<'_>) -> Result<(), Rejection> {
+pub fn check_shape(pod: &PodView<'_>) -> Result<(), Denial> {
     spec_of(pod).map(|_| ())
 }
 
-fn spec_of<'p, 'a>(pod: &'p PodView<'a>) -> Result<&'p view::SpecView<'a>, Rejection> {
+fn spec_of<'p, 'a>(pod: &'p PodView<'a>) -> Result<&'p view::SpecView<'a>, Denial> {
     pod.spec
         .as_ref()
-        .ok_or_else(|| Rejection::bad_request("the pod has no spec"))
+        .ok_or_else(|| Denial::invalid_pod("the pod has no spec"))
 }
 
 /// Plans the mutation of one pod.
 pub fn plan(
     settings: &Settings,
+    runtime: Runtime,
     pod: &PodView<'_>,
     sa: &ServiceAccountMeta,
-) -> Result<Mutation, Rejection> {
+) -> Result<Plan, Denial> {
     let spec = spec_of(pod)?;
     let mut warnings = Vec::new();
     // Before the identity, so that proxy errors win over token-expiration errors as upstream.
-    let proxy = proxy::plan(settings, pod, spec, &mut warnings)?;
+    let proxy = proxy::plan(settings, runtime, pod, spec, &mut warnings)?;
     let identity = identity::resolve(settings, pod, sa, &mut warnings)?;
     let volume_name = volume::volume_name(pod);
     let env = desired_env(settings, &identity);
@@ -83,26 +129,26 @@ pub fn plan(
 
     let skip = skip_list(pod);
     let mut ops = Vec::new();
-    let groups: [(&str, &[ContainerView<'_>]); 2] = [
-        (
-            "initContainers",
-            spec.init_containers.as_deref().unwrap_or_default(),
-        ),
-        ("containers", spec.containers.as_deref().unwrap_or_default()),
-    ];
-    for (field, containers) in groups {
-        for (index, container) in containers.iter().enumerate() {
+    let mut containers = Vec::new();
+    let mut skipped = Vec::new();
+    let mut identity_written = false;
+    for group in [ContainerGroup::Init, ContainerGroup::App] {
+        for (index, container) in spec.containers_of(group).iter().enumerate() {
             let name = container.name.as_str();
-            // The proxy containers need neither the Azure env nor the token (W09).
-            if skip.contains(&name) || proxy.as_ref().is_some_and(|p| p.owns(field, name)) {
+            if skip.contains(&name) {
+                skipped.push(name.to_owned());
                 continue;
             }
-            container_ops(
-                &format!("/spec/{field}/{index}"),
-                container,
-                &container_plan,
-                &mut ops,
-            )?;
+            // The proxy containers need neither the Azure env nor the token (W09).
+            if proxy.as_ref().is_some_and(|p| p.owns(group, name)) {
+                continue;
+            }
+            let base = format!("/spec/{}/{index}", group.field());
+            identity_written |= container_ops(&base, container, &container_plan, &mut ops)?;
+            containers.push(ContainerRef {
+                group,
+                name: name.to_owned(),
+            });
         }
     }
     // Inserted only now: the operations above address existing containers by index.
@@ -111,9 +157,13 @@ pub fn plan(
     }
     for name in &skip {
         let known = proxy.as_ref().is_some_and(|p| p.claims(name))
-            || groups
-                .iter()
-                .any(|(_, containers)| containers.iter().any(|c| c.name.as_str() == *name));
+            || [ContainerGroup::Init, ContainerGroup::App]
+                .into_iter()
+                .any(|group| {
+                    spec.containers_of(group)
+                        .iter()
+                        .any(|c| c.name.as_str() == *name)
+                });
         if !known {
             warnings.push(format!(
                 "{SKIP_CONTAINERS_ANNOTATION} names container {name:?}, which the pod does not have"
@@ -126,12 +176,34 @@ pub fn plan(
         &volume_name,
         volume::sources(&identity),
     ));
-    let injected = InjectedIdentity {
-        client_id: identity.client_id.clone(),
-        tenant_id: identity.tenant_id.clone(),
-    };
-    ops.extend(record::record_op(pod, &injected));
-    Ok(Mutation { ops, warnings })
+    // The record says which values this webhook put into the env: a pod whose values were all
+    // there already (written by hand, by another webhook or by `inject`) gets no record, and so
+    // no patch at all when nothing else is missing.
+    if identity_written {
+        let injected = InjectedIdentity {
+            client_id: identity.client_id.clone(),
+            tenant_id: identity.tenant_id.clone(),
+        };
+        ops.extend(record::record_op(pod, &injected));
+    }
+    let client_ids = client_ids::presented_client_ids(pod, &identity.client_id, &skip);
+    Ok(Plan {
+        ops,
+        warnings,
+        client_ids,
+        volume: volume_name,
+        containers,
+        skipped,
+        proxy: proxy.is_some(),
+        env: env.iter().map(|var| var.name).collect(),
+        identity: PlannedIdentity {
+            client_id: identity.client_id,
+            tenant_id: identity.tenant_id,
+            audience: identity.audience.to_owned(),
+            token_expiration_seconds: identity.token_expiration_seconds,
+            identity_binding: identity.identity_binding.is_some(),
+        },
+    })
 }
 
 /// Names, values and order as upstream; empty values are never injected.

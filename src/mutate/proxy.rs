@@ -3,6 +3,7 @@
 
 use crate::mutate::settings::Settings;
 
+use super::denial::Denial;
 use super::identity::parse_int;
 use super::names::*;
 use super::patch::{
@@ -10,16 +11,14 @@ use super::patch::{
     PatchOp, PatchValue, SecurityContext,
 };
 use super::view::{ContainerView, PodView, SpecView};
-use super::Rejection;
-
-const INIT_CONTAINERS: &str = "initContainers";
-const CONTAINERS: &str = "containers";
+use super::{ContainerGroup, Runtime};
 
 /// The proxy a pod asked for. Existing containers with the proxy names are taken as an earlier
 /// injection: they are neither duplicated nor given the Azure env and mount (W09).
 #[derive(Debug)]
 pub struct Proxy<'s> {
     settings: &'s Settings,
+    native_sidecars: bool,
     port: u16,
 }
 
@@ -27,10 +26,11 @@ pub struct Proxy<'s> {
 /// port), and before anything about the token, so that proxy errors win as they do upstream.
 pub fn plan<'s>(
     settings: &'s Settings,
+    runtime: Runtime,
     pod: &PodView<'_>,
     spec: &SpecView<'_>,
     warnings: &mut Vec<String>,
-) -> Result<Option<Proxy<'s>>, Rejection> {
+) -> Result<Option<Proxy<'s>>, Denial> {
     let Some(value) = pod.annotation(INJECT_PROXY_ANNOTATION) else {
         return Ok(None);
     };
@@ -44,13 +44,14 @@ pub fn plan<'s>(
         return Ok(None);
     }
     if spec.host_network == Some(true) {
-        return Err(Rejection::bad_request(format!(
+        return Err(Denial::invalid_pod(format!(
             "hostNetwork is set to true, cannot inject proxy sidecar: its iptables rules would redirect \
              the node's traffic; remove {INJECT_PROXY_ANNOTATION} or hostNetwork"
         )));
     }
     let proxy = Proxy {
         settings,
+        native_sidecars: runtime.native_sidecars,
         port: port(pod)?,
     };
     proxy.check_name_clashes(spec)?;
@@ -59,17 +60,17 @@ pub fn plan<'s>(
 }
 
 /// Base-10 as upstream (a leading `+` is accepted, W20), but limited to real ports (W10).
-fn port(pod: &PodView<'_>) -> Result<u16, Rejection> {
+fn port(pod: &PodView<'_>) -> Result<u16, Denial> {
     let Some(raw) = pod.annotation(PROXY_PORT_ANNOTATION) else {
         return Ok(DEFAULT_PROXY_PORT);
     };
     match parse_int(raw).map(u16::try_from) {
         Some(Ok(port)) if port != 0 => Ok(port),
-        Some(_) => Err(Rejection::bad_request(format!(
+        Some(_) => Err(Denial::invalid_pod(format!(
             "{PROXY_PORT_ANNOTATION} is {raw:?}, which is out of range: the proxy sidecar port must be \
              between 1 and 65535"
         ))),
-        None => Err(Rejection::bad_request(format!(
+        None => Err(Denial::invalid_pod(format!(
             "{PROXY_PORT_ANNOTATION} is {raw:?}, which is not a whole number: the proxy sidecar port \
              must be between 1 and 65535"
         ))),
@@ -78,11 +79,11 @@ fn port(pod: &PodView<'_>) -> Result<u16, Rejection> {
 
 impl Proxy<'_> {
     /// Which list each proxy container belongs in: native sidecars are init containers.
-    fn home(&self, name: &str) -> &'static str {
-        if name == PROXY_CONTAINER && !self.settings.native_sidecars {
-            CONTAINERS
+    fn home(&self, name: &str) -> ContainerGroup {
+        if name == PROXY_CONTAINER && !self.native_sidecars {
+            ContainerGroup::App
         } else {
-            INIT_CONTAINERS
+            ContainerGroup::Init
         }
     }
 
@@ -96,34 +97,32 @@ impl Proxy<'_> {
         Self::is_proxy_name(name)
     }
 
-    /// Whether the existing container `name` in `spec.<field>` is this webhook's own proxy container.
-    pub fn owns(&self, field: &str, name: &str) -> bool {
-        Self::is_proxy_name(name) && self.home(name) == field
+    /// Whether the existing container `name` in `group` is this webhook's own proxy container.
+    pub fn owns(&self, group: ContainerGroup, name: &str) -> bool {
+        Self::is_proxy_name(name) && self.home(name) == group
     }
 
     /// Pod names must be unique across both lists, so a proxy name in the other list would make the
     /// API server refuse the pod with a message that does not mention the proxy (W27).
-    fn check_name_clashes(&self, spec: &SpecView<'_>) -> Result<(), Rejection> {
-        for (field, list) in [
-            (INIT_CONTAINERS, spec.init_containers.as_deref()),
-            (CONTAINERS, spec.containers.as_deref()),
-        ] {
-            let clash = list
-                .unwrap_or_default()
+    fn check_name_clashes(&self, spec: &SpecView<'_>) -> Result<(), Denial> {
+        for group in [ContainerGroup::Init, ContainerGroup::App] {
+            let field = group.field();
+            let clash = spec
+                .containers_of(group)
                 .iter()
                 .map(|c| c.name.as_str())
-                .find(|name| Self::is_proxy_name(name) && self.home(name) != field);
+                .find(|name| Self::is_proxy_name(name) && self.home(name) != group);
             if let Some(name) = clash {
-                let mode = if self.settings.native_sidecars {
+                let mode = if self.native_sidecars {
                     "as a native sidecar "
                 } else {
                     ""
                 };
-                return Err(Rejection::bad_request(format!(
+                return Err(Denial::invalid_pod(format!(
                     "container {name:?} in spec.{field} clashes with the container of that name this webhook \
                      injects {mode}into spec.{} for {INJECT_PROXY_ANNOTATION}: rename the container or \
                      remove the annotation",
-                    self.home(name)
+                    self.home(name).field()
                 )));
             }
         }
@@ -140,22 +139,20 @@ impl Proxy<'_> {
     /// checked too, as the skip list does not take them off the network. Runs after the name check,
     /// so proxy names here are this webhook's own containers from an earlier invocation, whose
     /// sidecar declares the port itself.
-    fn check_port_clashes(&self, spec: &SpecView<'_>) -> Result<(), Rejection> {
+    fn check_port_clashes(&self, spec: &SpecView<'_>) -> Result<(), Denial> {
         let port = i64::from(self.port);
-        for (field, list) in [
-            (INIT_CONTAINERS, spec.init_containers.as_deref()),
-            (CONTAINERS, spec.containers.as_deref()),
-        ] {
-            for container in list.unwrap_or_default() {
+        for group in [ContainerGroup::Init, ContainerGroup::App] {
+            let field = group.field();
+            for container in spec.containers_of(group) {
                 let name = container.name.as_str();
-                let exits_first = field == INIT_CONTAINERS
-                    && !self.settings.native_sidecars
+                let exits_first = group == ContainerGroup::Init
+                    && !self.native_sidecars
                     && !container.keeps_running();
                 if Self::is_proxy_name(name) || exits_first {
                     continue;
                 }
                 let ports = container.ports().map_err(|err| {
-                    Rejection::bad_request(format!(
+                    Denial::invalid_pod(format!(
                         "container {name:?} in spec.{field} has ports that cannot be read: {err}"
                     ))
                 })?;
@@ -163,7 +160,7 @@ impl Proxy<'_> {
                     .iter()
                     .any(|p| p.container_port == Some(port) && p.is_tcp())
                 {
-                    return Err(Rejection::bad_request(format!(
+                    return Err(Denial::invalid_pod(format!(
                         "container {name:?} in spec.{field} already declares port {port}, which the \
                          {PROXY_CONTAINER} sidecar listens on: pick another port with {PROXY_PORT_ANNOTATION}"
                     )));
@@ -182,13 +179,13 @@ impl Proxy<'_> {
         let init_list = spec.init_containers.as_deref();
         let containers = spec.containers.as_deref();
         let init = (!has(init_list, PROXY_INIT_CONTAINER)).then(|| self.init_container());
-        if self.settings.native_sidecars {
+        if self.native_sidecars {
             let sidecar = (!has(init_list, PROXY_CONTAINER)).then(|| self.sidecar());
-            insert(INIT_CONTAINERS, init_list, sidecar, init, ops);
+            insert(ContainerGroup::Init, init_list, sidecar, init, ops);
         } else {
             let sidecar = (!has(containers, PROXY_CONTAINER)).then(|| self.sidecar());
-            insert(INIT_CONTAINERS, init_list, None, init, ops);
-            insert(CONTAINERS, containers, sidecar, None, ops);
+            insert(ContainerGroup::Init, init_list, None, init, ops);
+            insert(ContainerGroup::App, containers, sidecar, None, ops);
         }
     }
 
@@ -255,7 +252,7 @@ impl Proxy<'_> {
                 run_as_non_root: true,
                 run_as_user: None,
             },
-            restart_policy: self.settings.native_sidecars.then_some("Always"),
+            restart_policy: self.native_sidecars.then_some("Always"),
         }
     }
 }
@@ -268,7 +265,7 @@ fn has(list: Option<&[ContainerView<'_>]>, name: &str) -> bool {
 
 /// An absent or `null` list is added whole, since there is nothing to index into.
 fn insert(
-    field: &str,
+    group: ContainerGroup,
     existing: Option<&[ContainerView<'_>]>,
     first: Option<Container>,
     last: Option<Container>,
@@ -278,7 +275,7 @@ fn insert(
         let whole: Vec<Container> = first.into_iter().chain(last).collect();
         if !whole.is_empty() {
             ops.push(PatchOp::add(
-                format!("/spec/{field}"),
+                format!("/spec/{}", group.field()),
                 PatchValue::Containers(whole),
             ));
         }
@@ -286,13 +283,13 @@ fn insert(
     }
     if let Some(container) = last {
         ops.push(PatchOp::add(
-            format!("/spec/{field}/-"),
+            format!("/spec/{}/-", group.field()),
             PatchValue::Container(Box::new(container)),
         ));
     }
     if let Some(container) = first {
         ops.push(PatchOp::add(
-            format!("/spec/{field}/0"),
+            format!("/spec/{}/0", group.field()),
             PatchValue::Container(Box::new(container)),
         ));
     }

@@ -8,21 +8,25 @@ use super::tests::{
     settings, try_run,
 };
 use super::*;
+use crate::mutate::denial::DenyReason;
 use crate::mutate::settings::ProxySettings;
 
 const IMAGE: &str = "example.test/proxy:v1";
 const INIT_IMAGE: &str = "example.test/proxy-init:v1";
 
-fn proxy_settings(native: bool) -> Settings {
-    Settings {
+fn proxy_settings(native: bool) -> (Settings, Runtime) {
+    let settings = Settings {
         proxy: ProxySettings {
             image: IMAGE.into(),
             init_image: INIT_IMAGE.into(),
             log_level: "debug".into(),
         },
-        native_sidecars: native,
         ..settings()
-    }
+    };
+    let runtime = Runtime {
+        native_sidecars: native,
+    };
+    (settings, runtime)
 }
 
 fn with_annotations(mut input: Value, annotations: Value) -> Value {
@@ -365,7 +369,7 @@ fn port_is_parsed_and_range_checked() {
                 assert_eq!(output["spec"]["initContainers"][1], expected_init(port));
             }
             (Err(rejection), Err(message)) => {
-                assert_eq!(rejection.code, 400);
+                assert_eq!(rejection.reason, DenyReason::InvalidPod);
                 for part in [
                     message,
                     PROXY_PORT_ANNOTATION,
@@ -398,7 +402,7 @@ fn host_network_is_rejected_only_with_injection() {
     let mut input = proxied(one_container());
     input["spec"]["hostNetwork"] = json!(true);
     let rejection = reject(&proxy_settings(false), &input, &default_sa());
-    assert_eq!(rejection.code, 400);
+    assert_eq!(rejection.reason, DenyReason::InvalidPod);
     assert!(
         rejection
             .message
@@ -446,7 +450,7 @@ fn rejects_user_containers_with_proxy_names_in_the_other_list() {
         let mut input = proxied(pod(json!([{"name": "app"}])));
         input["spec"][field] = json!([{"name": name}, {"name": "other"}]);
         let rejection = reject(&proxy_settings(native), &input, &default_sa());
-        assert_eq!(rejection.code, 400);
+        assert_eq!(rejection.reason, DenyReason::InvalidPod);
         for part in [
             &format!("{name:?}"),
             &format!("spec.{field}"),
@@ -510,7 +514,7 @@ fn skip_list_still_applies_to_user_containers() {
 #[test]
 fn empty_log_level_passes_info() {
     let mut settings = proxy_settings(false);
-    settings.proxy.log_level.clear();
+    settings.0.proxy.log_level.clear();
     let (output, _) = run(&settings, &proxied(one_container()), &default_sa());
     assert_eq!(
         output["spec"]["containers"][0],
@@ -619,7 +623,7 @@ fn rejects_a_declared_tcp_port_equal_to_the_proxy_port() {
         let label = format!("native {native}, {field}, {ports}, {port:?}");
         match try_run(&proxy_settings(native), &input, &default_sa()) {
             Err(rejection) if refused => {
-                assert_eq!(rejection.code, 400, "{label}");
+                assert_eq!(rejection.reason, DenyReason::InvalidPod, "{label}");
                 let number = port.unwrap_or("8000").trim_start_matches('+');
                 for part in [
                     "container \"app\"",
@@ -662,8 +666,8 @@ fn rejects_a_declared_tcp_port_equal_to_the_proxy_port() {
     // Skipping a container keeps it out of the mutation, not off the pod's network.
     input["metadata"]["annotations"][SKIP_CONTAINERS_ANNOTATION] = json!("app");
     assert_eq!(
-        reject(&proxy_settings(true), &input, &default_sa()).code,
-        400
+        reject(&proxy_settings(true), &input, &default_sa()).reason,
+        DenyReason::InvalidPod
     );
 }
 
@@ -734,7 +738,7 @@ fn ports_are_never_read_without_injection() {
         json!({INJECT_PROXY_ANNOTATION: "true", PROXY_PORT_ANNOTATION: "9090"}),
     );
     let rejection = reject(&proxy_settings(false), &input, &default_sa());
-    assert_eq!(rejection.code, 400);
+    assert_eq!(rejection.reason, DenyReason::InvalidPod);
     assert!(
         rejection
             .message

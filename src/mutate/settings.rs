@@ -21,9 +21,6 @@ pub struct Settings {
     pub identity_binding: Option<IdentityBinding>,
     /// Images and arguments of the optional proxy sidecar.
     pub proxy: ProxySettings,
-    /// Inject the proxy as a native sidecar (an init container with `restartPolicy: Always`). Decided
-    /// from the API server version (>= 1.32) at startup; the mutation only reads it.
-    pub native_sidecars: bool,
 }
 
 /// Identity-binding ("custom token endpoint") configuration.

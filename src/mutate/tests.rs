@@ -4,6 +4,7 @@
 use serde_json::{json, Value};
 
 use super::*;
+use crate::mutate::denial::DenyReason;
 use crate::mutate::settings::{IdentityBinding, ProxySettings};
 
 const TENANT: &str = "cluster-tenant";
@@ -16,7 +17,23 @@ pub(super) fn settings() -> Settings {
         authority_host: AUTHORITY.into(),
         identity_binding: Some(identity_binding(ClusterCa::None)),
         proxy: ProxySettings::default(),
-        native_sidecars: false,
+    }
+}
+
+/// What a test runs the core with: settings alone (classic sidecars), or settings and runtime facts.
+pub(super) trait Setup {
+    fn parts(&self) -> (&Settings, Runtime);
+}
+
+impl Setup for Settings {
+    fn parts(&self) -> (&Settings, Runtime) {
+        (self, Runtime::default())
+    }
+}
+
+impl Setup for (Settings, Runtime) {
+    fn parts(&self) -> (&Settings, Runtime) {
+        (&self.0, self.1)
     }
 }
 
@@ -66,13 +83,14 @@ pub(super) fn one_container() -> Value {
 }
 
 pub(super) fn try_run(
-    settings: &Settings,
+    setup: &impl Setup,
     input: &Value,
     sa: &ServiceAccountMeta,
-) -> Result<(Value, Mutation), Rejection> {
+) -> Result<(Value, Plan), Denial> {
     let raw = input.to_string();
     let view = PodView::from_json(&raw).expect("test pod decodes");
-    let mutation = plan(settings, &view, sa)?;
+    let (settings, runtime) = setup.parts();
+    let mutation = plan(settings, runtime, &view, sa)?;
     let patch_json = patch::to_json(&mutation.ops);
     let patch: json_patch::Patch =
         serde_json::from_slice(&patch_json).expect("patch is valid RFC 6902");
@@ -81,16 +99,12 @@ pub(super) fn try_run(
     Ok((output, mutation))
 }
 
-pub(super) fn run(
-    settings: &Settings,
-    input: &Value,
-    sa: &ServiceAccountMeta,
-) -> (Value, Mutation) {
-    try_run(settings, input, sa).expect("pod is admitted")
+pub(super) fn run(setup: &impl Setup, input: &Value, sa: &ServiceAccountMeta) -> (Value, Plan) {
+    try_run(setup, input, sa).expect("pod is admitted")
 }
 
-pub(super) fn reject(settings: &Settings, input: &Value, sa: &ServiceAccountMeta) -> Rejection {
-    try_run(settings, input, sa).expect_err("pod is rejected")
+pub(super) fn reject(setup: &impl Setup, input: &Value, sa: &ServiceAccountMeta) -> Denial {
+    try_run(setup, input, sa).expect_err("pod is rejected")
 }
 
 pub(super) fn env_of(pod: &Value, field: &str, index: usize) -> Vec<(String, String)> {
@@ -299,7 +313,7 @@ fn rejects_invalid_token_expiration() {
             account.annotations.insert(TOKEN_EXPIRATION_ANNOTATION, v);
         }
         let rejection = reject(&settings(), &input, &account);
-        assert_eq!(rejection.code, 400);
+        assert_eq!(rejection.reason, DenyReason::InvalidPod);
         assert!(
             rejection.message.contains(message),
             "{} !~ {message}",
@@ -480,7 +494,7 @@ fn identity_binding_without_token_proxy_is_denied() {
         ib.token_proxy.clear();
     }
     let rejection = reject(&settings, &identity_binding_pod(), &default_sa());
-    assert_eq!(rejection.code, 400);
+    assert_eq!(rejection.reason, DenyReason::InvalidPod);
     assert!(
         rejection.message.contains("AZURE_KUBERNETES_TOKEN_PROXY"),
         "{}",
@@ -551,7 +565,7 @@ fn writes_annotation_keys_as_escaped_pointers() {
     input["metadata"]["annotations"] = json!({"other": "x"});
     let raw = input.to_string();
     let view = PodView::from_json(&raw).expect("decodes");
-    let mutation = plan(&settings(), &view, &default_sa()).expect("admitted");
+    let mutation = plan(&settings(), Runtime::default(), &view, &default_sa()).expect("admitted");
     assert!(mutation
         .ops
         .iter()
@@ -576,7 +590,7 @@ fn rejects_a_pod_without_spec() {
         &json!({"metadata": {"name": "x"}}),
         &default_sa(),
     );
-    assert_eq!(rejection.code, 400);
+    assert_eq!(rejection.reason, DenyReason::InvalidPod);
 }
 
 #[test]
@@ -585,7 +599,7 @@ fn rejects_a_user_volume_at_the_reserved_path() {
         json!([{"name": "app", "volumeMounts": [{"name": "mine", "mountPath": "/var/run/secrets/azure/wi"}]}]),
     );
     let rejection = reject(&settings(), &input, &default_sa());
-    assert_eq!(rejection.code, 400);
+    assert_eq!(rejection.reason, DenyReason::InvalidPod);
     assert!(
         rejection.message.contains("\"mine\""),
         "{}",
@@ -608,14 +622,15 @@ fn replaces_a_mount_of_its_volume_at_another_path() {
 }
 
 pub(super) fn assert_reinvocation_is_a_no_op(
-    settings: &Settings,
+    setup: &impl Setup,
     input: &Value,
     account: &ServiceAccountMeta,
 ) {
-    let (once, _) = run(settings, input, account);
+    let (once, _) = run(setup, input, account);
     let raw = once.to_string();
     let view = PodView::from_json(&raw).expect("decodes");
-    let again = plan(settings, &view, account).expect("admitted again");
+    let (settings, runtime) = setup.parts();
+    let again = plan(settings, runtime, &view, account).expect("admitted again");
     assert_eq!(again.ops, vec![], "second invocation changed the pod");
 }
 
@@ -659,7 +674,7 @@ fn reinvocation_after_server_defaulting_changes_nothing() {
     let raw = once.to_string();
     let view = PodView::from_json(&raw).expect("decodes");
     assert_eq!(
-        plan(&settings(), &view, &default_sa()).map(|m| m.ops),
+        plan(&settings(), Runtime::default(), &view, &default_sa()).map(|m| m.ops),
         Ok(vec![])
     );
 }
@@ -673,7 +688,7 @@ fn reinvocation_after_the_name_was_set_reuses_the_volume() {
     let raw = once.to_string();
     let view = PodView::from_json(&raw).expect("decodes");
     assert_eq!(
-        plan(&settings(), &view, &default_sa()).map(|m| m.ops),
+        plan(&settings(), Runtime::default(), &view, &default_sa()).map(|m| m.ops),
         Ok(vec![]),
         "W12"
     );
@@ -753,4 +768,40 @@ fn reinvocation_switching_to_identity_binding_rebuilds_the_sources_only() {
         projected["sources"][0]["serviceAccountToken"]["audience"],
         "api://AKSIdentityBinding"
     );
+}
+
+#[test]
+fn a_pod_that_already_has_every_value_gets_no_patch() {
+    // Written by hand (or by another webhook): complete, but with no record of this webhook.
+    let (injected, _) = run(&settings(), &one_container(), &default_sa());
+    let mut complete = injected.clone();
+    complete["metadata"]
+        .as_object_mut()
+        .expect("metadata")
+        .remove("annotations");
+    let raw = complete.to_string();
+    let view = PodView::from_json(&raw).expect("decodes");
+    let plan = plan(&settings(), Runtime::default(), &view, &default_sa()).expect("admitted");
+    assert_eq!(plan.ops, vec![], "nothing to inject, so no record either");
+}
+
+#[test]
+fn the_deprecated_service_account_field_is_read() {
+    let view = |spec: Value| {
+        let raw = json!({"spec": spec}).to_string();
+        PodView::from_json(&raw)
+            .expect("decodes")
+            .service_account_name()
+            .to_owned()
+    };
+    assert_eq!(view(json!({"serviceAccount": "old"})), "old");
+    assert_eq!(
+        view(json!({"serviceAccountName": "new", "serviceAccount": "old"})),
+        "new"
+    );
+    assert_eq!(
+        view(json!({"serviceAccountName": "", "serviceAccount": "old"})),
+        "old"
+    );
+    assert_eq!(view(json!({})), "default");
 }

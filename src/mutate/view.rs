@@ -8,6 +8,8 @@ use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::ContainerGroup;
+
 /// A string borrowed from the request body when it has no escapes, owned otherwise.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Str<'a>(pub Cow<'a, str>);
@@ -111,6 +113,9 @@ pub struct MetadataView<'a> {
 pub struct SpecView<'a> {
     #[serde(borrow, default)]
     pub service_account_name: Option<Str<'a>>,
+    /// The deprecated alias of `serviceAccountName`, which the API server still honours.
+    #[serde(borrow, default)]
+    pub service_account: Option<Str<'a>>,
     #[serde(default)]
     pub host_network: Option<bool>,
     #[serde(borrow, default)]
@@ -119,6 +124,30 @@ pub struct SpecView<'a> {
     pub containers: Option<Vec<ContainerView<'a>>>,
     #[serde(borrow, default)]
     pub volumes: Option<Vec<VolumeView<'a>>>,
+}
+
+/// The service account a pod runs as: `serviceAccountName`, else the deprecated `serviceAccount`
+/// (the API server copies one into the other when only it is set), else `default`.
+pub fn effective_service_account<'s>(
+    name: Option<&'s str>,
+    deprecated: Option<&'s str>,
+) -> &'s str {
+    [name, deprecated]
+        .into_iter()
+        .flatten()
+        .find(|n| !n.is_empty())
+        .unwrap_or("default")
+}
+
+impl<'a> SpecView<'a> {
+    /// The containers of one list; none when the list is absent.
+    pub fn containers_of(&self, group: ContainerGroup) -> &[ContainerView<'a>] {
+        let list = match group {
+            ContainerGroup::Init => &self.init_containers,
+            ContainerGroup::App => &self.containers,
+        };
+        list.as_deref().unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -350,12 +379,12 @@ impl<'a> PodView<'a> {
             .unwrap_or("")
     }
 
+    /// See [`effective_service_account`].
     pub fn service_account_name(&self) -> &str {
-        self.spec
-            .as_ref()
-            .and_then(|s| s.service_account_name.as_ref())
-            .map(Str::as_str)
-            .filter(|n| !n.is_empty())
-            .unwrap_or("default")
+        let spec = self.spec.as_ref();
+        effective_service_account(
+            spec.and_then(|s| s.service_account_name.as_ref().map(Str::as_str)),
+            spec.and_then(|s| s.service_account.as_ref().map(Str::as_str)),
+        )
     }
 }

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 
-use crate::admission::response::{self, Denial};
+use crate::admission::response;
 use crate::admission::wire::ReviewVersion;
 use crate::review::ReviewHandler;
 
@@ -200,13 +200,9 @@ async fn read_body(body: Body, budget: Option<Duration>) -> Result<Bytes, Respon
 /// An AdmissionReview-shaped refusal for failures that happen before (or instead of) the
 /// handler's own answer; there is no request to echo, so `uid` is empty.
 fn admission_error(status: StatusCode, message: String) -> Response {
-    let denial = Denial {
-        code: status.as_u16(),
-        message,
-    };
     json(
         status,
-        response::denied(ReviewVersion::V1, "", &denial, &[]),
+        response::refused(ReviewVersion::V1, "", status.as_u16(), &message, &[]),
     )
 }
 

@@ -28,7 +28,6 @@ pub fn settings() -> Settings {
         authority_host: "https://login.microsoftonline.com/".into(),
         identity_binding: None,
         proxy: ProxySettings::default(),
-        native_sidecars: false,
     }
 }
 

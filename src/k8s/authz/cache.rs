@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{millis, Authorizer, AuthzError, Decision};
+use super::{millis, AccessDecision, Authorizer, AuthzError};
 
 /// Cache and call limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +45,7 @@ impl Default for CacheConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckReport {
     pub client_id: String,
-    pub result: Result<Decision, AuthzError>,
+    pub result: Result<AccessDecision, AuthzError>,
     /// Answered from the cache, without waiting on the API server.
     pub cached: bool,
     /// Joined a call another check had already started.
@@ -55,6 +55,17 @@ pub struct CheckReport {
 }
 
 impl CheckReport {
+    /// An answer obtained without the API server (from RBAC objects read offline).
+    pub fn offline(client_id: &str, decision: AccessDecision) -> Self {
+        CheckReport {
+            client_id: client_id.to_owned(),
+            result: Ok(decision),
+            cached: false,
+            coalesced: false,
+            duration: Duration::ZERO,
+        }
+    }
+
     /// `allowed`, `denied` or `error`: the `result` label of `azwi_rbac_checks_total`.
     pub fn result_label(&self) -> &'static str {
         match &self.result {
@@ -66,10 +77,10 @@ impl CheckReport {
 }
 
 type Key = (String, String, String);
-type Answer = Option<Result<Decision, AuthzError>>;
+type Answer = Option<Result<AccessDecision, AuthzError>>;
 
 struct Entry {
-    decision: Decision,
+    decision: AccessDecision,
     inserted: Instant,
     expires: Instant,
 }
@@ -96,7 +107,7 @@ pub struct CachedAuthorizer {
 
 /// What the lock found for a key.
 enum Lookup {
-    Hit(Decision),
+    Hit(AccessDecision),
     Wait {
         answer: watch::Receiver<Answer>,
         coalesced: bool,
@@ -221,7 +232,7 @@ impl CachedAuthorizer {
         });
     }
 
-    fn store(&self, state: &mut State, key: Key, decision: Decision) {
+    fn store(&self, state: &mut State, key: Key, decision: AccessDecision) {
         if self.config.max_entries == 0 {
             return;
         }

@@ -33,7 +33,7 @@ impl Authorizer for Fake {
         _service_account: &'a str,
         client_id: &'a str,
         _deadline: Instant,
-    ) -> BoxFuture<'a, Result<Decision, AuthzError>> {
+    ) -> BoxFuture<'a, Result<AccessDecision, AuthzError>> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let delay = *self.delay.lock().expect("delay lock");
         Box::pin(async move {
@@ -46,7 +46,7 @@ impl Authorizer for Fake {
                     reason: "boom".into(),
                 });
             }
-            Ok(Decision {
+            Ok(AccessDecision {
                 allowed: !client_id.starts_with("deny"),
                 reason: String::new(),
             })

@@ -1,14 +1,15 @@
 //! Turns the per-client-ID answers into an admission verdict. Pure: no I/O, no clock.
 //!
-//! `deny` refuses with 403 when a client ID is not granted (naming the ClusterRole rule that would
-//! grant it) and with 500 when the API server could not be asked; `warn` admits and says the same
+//! `deny` refuses (403 at the HTTP edge) when a client ID is not granted (naming the ClusterRole rule that would
+//! grant it) and (500) when the API server could not be asked; `warn` admits and says the same
 //! things as warnings; `off` never gets here. A container whose `AZURE_CLIENT_ID` comes from a
 //! `valueFrom` cannot be checked: that is a warning in both modes. An identity-binding pod with no
 //! client ID anywhere is a configuration error (400) in both modes: it could never get a token.
 
-use crate::mutate::settings::RbacCheck;
 use crate::mutate::client_ids::ClientIds;
+use crate::mutate::denial::{Denial, DenyReason};
 use crate::mutate::names::{CLIENT_ID_ANNOTATION, ENV_CLIENT_ID};
+use crate::mutate::settings::RbacCheck;
 
 use super::review::{API_GROUP, VERB};
 use super::CheckReport;
@@ -18,32 +19,7 @@ use super::CheckReport;
 pub enum Verdict {
     Allow,
     AllowWithWarnings(Vec<String>),
-    Deny {
-        code: u16,
-        message: String,
-        kind: DenialKind,
-    },
-}
-
-/// Why a pod was refused, as a closed set for metric labels and logs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DenialKind {
-    /// Identity binding requested, but no client ID anywhere (400).
-    MissingClientId,
-    /// RBAC does not grant a client ID to the service account (403).
-    NotAuthorized,
-    /// The API server could not be asked in time (500).
-    CheckFailed,
-}
-
-impl DenialKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DenialKind::MissingClientId => "missing_client_id",
-            DenialKind::NotAuthorized => "rbac_denied",
-            DenialKind::CheckFailed => "rbac_unavailable",
-        }
-    }
+    Deny(Denial),
 }
 
 /// The verdict for a pod whose containers present `ids`, given one report per entry of `ids.ids`.
@@ -58,11 +34,10 @@ pub fn verdict(
         return Verdict::Allow;
     }
     if ids.ids.is_empty() && ids.unresolvable.is_empty() {
-        return Verdict::Deny {
-            code: 400,
-            message: missing_client_id_message(namespace, service_account),
-            kind: DenialKind::MissingClientId,
-        };
+        return Verdict::Deny(Denial::new(
+            DenyReason::MissingClientId,
+            missing_client_id_message(namespace, service_account),
+        ));
     }
     let mut denied = Vec::new();
     let mut failed = Vec::new();
@@ -90,11 +65,7 @@ pub fn verdict(
     if mode == RbacCheck::Deny {
         // A definite "no" is what the user must fix; a failure would only turn into it on retry.
         if !denied.is_empty() {
-            return Verdict::Deny {
-                code: 403,
-                message: denied.join("; "),
-                kind: DenialKind::NotAuthorized,
-            };
+            return Verdict::Deny(Denial::new(DenyReason::RbacDenied, denied.join("; ")));
         }
         if !failed.is_empty() {
             let mut message = failed.join("; ");
@@ -103,11 +74,7 @@ pub fn verdict(
                  API server answers, or an operator can run the webhook with --rbac-check=warn to \
                  admit such pods with a warning",
             );
-            return Verdict::Deny {
-                code: 500,
-                message,
-                kind: DenialKind::CheckFailed,
-            };
+            return Verdict::Deny(Denial::new(DenyReason::RbacUnavailable, message));
         }
     } else {
         warnings.extend(denied);

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::k8s::authz::{AuthzError, Decision};
+use crate::k8s::authz::{AccessDecision, AuthzError};
 
 fn ids(ids: &[&str], unresolvable: &[&str]) -> ClientIds {
     ClientIds {
@@ -10,7 +10,7 @@ fn ids(ids: &[&str], unresolvable: &[&str]) -> ClientIds {
     }
 }
 
-fn report(client_id: &str, result: Result<Decision, AuthzError>) -> CheckReport {
+fn report(client_id: &str, result: Result<AccessDecision, AuthzError>) -> CheckReport {
     CheckReport {
         client_id: client_id.to_owned(),
         result,
@@ -23,7 +23,7 @@ fn report(client_id: &str, result: Result<Decision, AuthzError>) -> CheckReport 
 fn allowed(client_id: &str) -> CheckReport {
     report(
         client_id,
-        Ok(Decision {
+        Ok(AccessDecision {
             allowed: true,
             reason: String::new(),
         }),
@@ -33,7 +33,7 @@ fn allowed(client_id: &str) -> CheckReport {
 fn denied(client_id: &str, reason: &str) -> CheckReport {
     report(
         client_id,
-        Ok(Decision {
+        Ok(AccessDecision {
             allowed: false,
             reason: reason.to_owned(),
         }),
@@ -53,13 +53,9 @@ fn decide(mode: RbacCheck, ids: &ClientIds, checks: &[CheckReport]) -> Verdict {
     verdict(mode, "apps", "web", ids, checks)
 }
 
-fn denial(verdict: Verdict) -> (u16, String, DenialKind) {
+fn denial(verdict: Verdict) -> (DenyReason, String) {
     match verdict {
-        Verdict::Deny {
-            code,
-            message,
-            kind,
-        } => (code, message, kind),
+        Verdict::Deny(denial) => (denial.reason, denial.message),
         other => panic!("expected a denial, got {other:?}"),
     }
 }
@@ -83,8 +79,8 @@ fn all_allowed_is_admitted_in_every_mode() {
 #[test]
 fn deny_mode_refuses_an_unauthorised_client_id_with_403_naming_the_rule() {
     let checks = [allowed("a"), denied("b", "no RBAC policy matched")];
-    let (code, message, kind) = denial(decide(RbacCheck::Deny, &ids(&["a", "b"], &[]), &checks));
-    assert_eq!((code, kind), (403, DenialKind::NotAuthorized));
+    let (reason, message) = denial(decide(RbacCheck::Deny, &ids(&["a", "b"], &[]), &checks));
+    assert_eq!(reason, DenyReason::RbacDenied);
     assert_eq!(
         message,
         "service account apps/web may not use managed identity b: grant it with a ClusterRole rule \
@@ -97,7 +93,7 @@ fn deny_mode_refuses_an_unauthorised_client_id_with_403_naming_the_rule() {
 fn warn_mode_admits_with_the_same_text_as_a_warning() {
     let ids = ids(&["b"], &[]);
     let checks = [denied("b", "")];
-    let (_, message, _) = denial(decide(RbacCheck::Deny, &ids, &checks));
+    let (_, message) = denial(decide(RbacCheck::Deny, &ids, &checks));
     assert_eq!(warnings(decide(RbacCheck::Warn, &ids, &checks)), [message]);
 }
 
@@ -105,8 +101,8 @@ fn warn_mode_admits_with_the_same_text_as_a_warning() {
 fn failed_checks_are_500_in_deny_mode_and_warnings_in_warn_mode() {
     let ids = ids(&["a"], &[]);
     let checks = [failed("a")];
-    let (code, message, kind) = denial(decide(RbacCheck::Deny, &ids, &checks));
-    assert_eq!((code, kind), (500, DenialKind::CheckFailed));
+    let (reason, message) = denial(decide(RbacCheck::Deny, &ids, &checks));
+    assert_eq!(reason, DenyReason::RbacUnavailable);
     assert!(
         message.contains("could not ask the API server"),
         "{message}"
@@ -125,15 +121,15 @@ fn failed_checks_are_500_in_deny_mode_and_warnings_in_warn_mode() {
 #[test]
 fn a_denial_wins_over_a_failure() {
     let checks = [failed("a"), denied("b", "")];
-    let (code, _, _) = denial(decide(RbacCheck::Deny, &ids(&["a", "b"], &[]), &checks));
-    assert_eq!(code, 403);
+    let (reason, _) = denial(decide(RbacCheck::Deny, &ids(&["a", "b"], &[]), &checks));
+    assert_eq!(reason, DenyReason::RbacDenied);
 }
 
 #[test]
 fn no_client_id_anywhere_is_400_naming_the_annotation() {
     for mode in [RbacCheck::Deny, RbacCheck::Warn] {
-        let (code, message, kind) = denial(decide(mode, &ids(&[], &[]), &[]));
-        assert_eq!((code, kind), (400, DenialKind::MissingClientId));
+        let (reason, message) = denial(decide(mode, &ids(&[], &[]), &[]));
+        assert_eq!(reason, DenyReason::MissingClientId);
         assert!(
             message.contains("azure.workload.identity/client-id"),
             "{message}"
@@ -157,11 +153,4 @@ fn value_from_client_ids_are_a_warning_in_both_modes() {
         warnings(decide(RbacCheck::Deny, &mixed, &[allowed("a")])).len(),
         1
     );
-}
-
-#[test]
-fn denial_kinds_have_stable_labels() {
-    assert_eq!(DenialKind::MissingClientId.as_str(), "missing_client_id");
-    assert_eq!(DenialKind::NotAuthorized.as_str(), "rbac_denied");
-    assert_eq!(DenialKind::CheckFailed.as_str(), "rbac_unavailable");
 }

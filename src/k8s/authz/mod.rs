@@ -16,17 +16,17 @@ use std::time::Duration;
 use futures::future::join_all;
 use tokio::time::Instant;
 
-use crate::mutate::settings::RbacCheck;
 use crate::mutate::client_ids::ClientIds;
+use crate::mutate::settings::RbacCheck;
 use futures::future::BoxFuture;
 
 pub use cache::{CacheConfig, CachedAuthorizer, CheckReport};
-pub use decision::{DenialKind, Verdict};
+pub use decision::Verdict;
 pub use review::SubjectAccessReviews;
 
 /// The API server's answer for one (service account, client ID) pair.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
+pub struct AccessDecision {
     pub allowed: bool,
     /// The authorizer's explanation (often empty for RBAC), plus any evaluation error.
     pub reason: String,
@@ -52,7 +52,7 @@ pub trait Authorizer: Send + Sync + 'static {
         service_account: &'a str,
         client_id: &'a str,
         deadline: Instant,
-    ) -> BoxFuture<'a, Result<Decision, AuthzError>>;
+    ) -> BoxFuture<'a, Result<AccessDecision, AuthzError>>;
 }
 
 /// Everything the handler needs from one pod's RBAC check: the verdict to apply and one report per

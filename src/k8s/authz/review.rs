@@ -13,7 +13,7 @@ use kube::api::PostParams;
 use kube::{Api, Client};
 use tokio::time::Instant;
 
-use super::{millis, Authorizer, AuthzError, Decision};
+use super::{millis, AccessDecision, Authorizer, AuthzError};
 use crate::k8s::errors::short_reason;
 use futures::future::BoxFuture;
 
@@ -41,7 +41,7 @@ impl SubjectAccessReviews {
         service_account: &str,
         client_id: &str,
         deadline: Instant,
-    ) -> Result<Decision, AuthzError> {
+    ) -> Result<AccessDecision, AuthzError> {
         let api: Api<SubjectAccessReview> = Api::all(self.client.clone());
         let review = review_for(namespace, service_account, client_id);
         let started = Instant::now();
@@ -65,7 +65,7 @@ impl Authorizer for SubjectAccessReviews {
         service_account: &'a str,
         client_id: &'a str,
         deadline: Instant,
-    ) -> BoxFuture<'a, Result<Decision, AuthzError>> {
+    ) -> BoxFuture<'a, Result<AccessDecision, AuthzError>> {
         Box::pin(self.ask(namespace, service_account, client_id, deadline))
     }
 }
@@ -95,7 +95,7 @@ pub fn review_for(namespace: &str, service_account: &str, client_id: &str) -> Su
 }
 
 /// A missing status counts as "not allowed": only an explicit yes grants an identity.
-fn decision_of(status: SubjectAccessReviewStatus) -> Decision {
+fn decision_of(status: SubjectAccessReviewStatus) -> AccessDecision {
     let mut reason = status.reason.unwrap_or_default();
     if let Some(error) = status.evaluation_error.filter(|e| !e.is_empty()) {
         if !reason.is_empty() {
@@ -104,7 +104,7 @@ fn decision_of(status: SubjectAccessReviewStatus) -> Decision {
         reason.push_str("evaluation error: ");
         reason.push_str(&error);
     }
-    Decision {
+    AccessDecision {
         allowed: status.allowed && status.denied != Some(true),
         reason,
     }

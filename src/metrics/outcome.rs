@@ -1,5 +1,7 @@
 //! How a review ended, as a closed set: used for logs and metric labels.
 
+use crate::mutate::denial::DenyReason;
+
 /// The result of one review.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -15,22 +17,6 @@ pub enum Outcome {
     Malformed,
     /// Refused unread because too many reviews were in flight (429).
     Shed,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DenyReason {
-    /// The pod or its service account is misconfigured (400).
-    InvalidPod,
-    /// The service account does not exist (400).
-    ServiceAccountNotFound,
-    /// The API server could not be asked in time (500).
-    ServiceAccountUnavailable,
-    /// Identity binding requested but no client ID anywhere (400).
-    MissingClientId,
-    /// RBAC does not let the service account use the client ID (403).
-    RbacDenied,
-    /// The RBAC check could not be made in time (500).
-    RbacUnavailable,
 }
 
 impl Outcome {
@@ -62,12 +48,7 @@ impl Outcome {
 
     pub fn reason(self) -> &'static str {
         match self {
-            Outcome::Denied(DenyReason::InvalidPod) => "invalid_pod",
-            Outcome::Denied(DenyReason::ServiceAccountNotFound) => "service_account_not_found",
-            Outcome::Denied(DenyReason::ServiceAccountUnavailable) => "service_account_unavailable",
-            Outcome::Denied(DenyReason::MissingClientId) => "missing_client_id",
-            Outcome::Denied(DenyReason::RbacDenied) => "rbac_denied",
-            Outcome::Denied(DenyReason::RbacUnavailable) => "rbac_unavailable",
+            Outcome::Denied(reason) => reason.as_str(),
             Outcome::Malformed => "malformed_review",
             Outcome::Shed => "too_many_in_flight",
             Outcome::Mutated | Outcome::Unchanged | Outcome::Ignored => "none",
