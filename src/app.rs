@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use crate::admission::rbac::RbacStep;
 use crate::admission::Admitter;
-use crate::admission::Outcome;
 use crate::certs;
 use crate::config::RbacCheck;
 use crate::config::{ipv4_fallback, ServeConfig};
@@ -173,9 +172,9 @@ pub async fn serve(
     let listeners = Listeners {
         webhook: bound.webhook,
         tls: tls_config,
-        app: server::router_with_shedding(admitter, config.max_in_flight_reviews, {
+        app: server::router_with_refusals(admitter, config.max_in_flight_reviews, {
             let metrics = metrics.clone();
-            Arc::new(move || metrics.record_refused(Outcome::Shed))
+            Arc::new(move |outcome| metrics.record_refused(outcome))
         }),
         plain: vec![
             (bound.health, server::health_router(readiness.clone())),

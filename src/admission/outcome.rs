@@ -15,6 +15,12 @@ pub enum Outcome {
     Malformed,
     /// Refused unread because too many reviews were in flight (429).
     Shed,
+    /// The server refused the body before the handler saw it: over the size limit (413).
+    BodyTooLarge,
+    /// The server refused the body before the handler saw it: not received in time (408).
+    BodyTimeout,
+    /// The handler panicked; the server refused the pod for it (500).
+    HandlerPanicked,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,7 +41,7 @@ pub enum DenyReason {
 
 impl Outcome {
     /// Every outcome, so metrics can create one series per (outcome, reason) up front.
-    pub const ALL: [Outcome; 11] = [
+    pub const ALL: [Outcome; 14] = [
         Outcome::Mutated,
         Outcome::Unchanged,
         Outcome::Ignored,
@@ -47,6 +53,9 @@ impl Outcome {
         Outcome::Denied(DenyReason::RbacUnavailable),
         Outcome::Malformed,
         Outcome::Shed,
+        Outcome::BodyTooLarge,
+        Outcome::BodyTimeout,
+        Outcome::HandlerPanicked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,8 +63,9 @@ impl Outcome {
             Outcome::Mutated => "mutated",
             Outcome::Unchanged => "unchanged",
             Outcome::Ignored => "ignored",
-            Outcome::Denied(_) => "denied",
-            Outcome::Malformed => "malformed",
+            Outcome::Denied(_) | Outcome::HandlerPanicked => "denied",
+            // Bodies refused unread were not usable AdmissionReviews either; the reason says why.
+            Outcome::Malformed | Outcome::BodyTooLarge | Outcome::BodyTimeout => "malformed",
             Outcome::Shed => "shed",
         }
     }
@@ -70,6 +80,9 @@ impl Outcome {
             Outcome::Denied(DenyReason::RbacUnavailable) => "rbac_unavailable",
             Outcome::Malformed => "malformed_review",
             Outcome::Shed => "too_many_in_flight",
+            Outcome::BodyTooLarge => "body_too_large",
+            Outcome::BodyTimeout => "body_timeout",
+            Outcome::HandlerPanicked => "handler_panicked",
             Outcome::Mutated | Outcome::Unchanged | Outcome::Ignored => "none",
         }
     }

@@ -105,6 +105,11 @@ impl TestApp {
         crate::tls_support::eventually(within, || async { self.readyz().await == Some(200) }).await
     }
 
+    /// Scrapes `/metrics` and sums the samples of `family` carrying every `label="value"` given.
+    pub async fn metric(&self, family: &str, labels: &[&str]) -> u64 {
+        crate::tls_support::scrape_metric(self.metrics_addr, family, labels).await
+    }
+
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()
     }
