@@ -19,10 +19,6 @@ use crate::server::{self, Listeners, Readiness, ServeOptions};
 use crate::settings::Settings;
 use crate::tls::{self, CertReloader, CertResolver};
 
-/// Longest wait for in-flight requests after the shutdown delay; an admission answer takes at most
-/// the API server's timeout (10 s by default, 30 s at most).
-const SHUTDOWN_DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(15);
-
 /// How often `azwi_service_account_cache_objects` is refreshed.
 const CACHE_GAUGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -190,9 +186,10 @@ pub async fn serve(
     }
     let options = ServeOptions {
         shutdown_delay: config.shutdown_delay,
-        // Delay + drain must end inside the pod's terminationGracePeriodSeconds (30 s in the
-        // manifests), or the kubelet kills the process instead of letting it exit 0.
-        shutdown_grace: SHUTDOWN_DRAIN_LIMIT,
+        // Delay + drain must end inside the pod's terminationGracePeriodSeconds, or the kubelet
+        // kills the process instead of letting it exit 0 (checked against
+        // --termination-grace-period when given).
+        shutdown_grace: config.shutdown_drain_timeout,
         ..ServeOptions::default()
     };
     server::serve(listeners, readiness, options, shutdown)

@@ -52,6 +52,7 @@ pub fn serve_config(cert_dir: &Path, provided_certs: bool, pod_namespace: &str) 
         metrics_backend: MetricsBackend::Prometheus,
         log_level: LogLevel::Unset,
         shutdown_delay: Duration::from_millis(50),
+        shutdown_drain_timeout: Duration::from_secs(15),
         rbac_check: RbacCheck::Deny,
         max_in_flight_reviews: 1000,
         pod_namespace: pod_namespace.into(),
