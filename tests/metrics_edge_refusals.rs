@@ -18,7 +18,7 @@ use azwi_webhook::server::{router_with_refusals, Readiness, ServeOptions, DEFAUL
 use azwi_webhook::tls::TlsMinVersion;
 use bytes::Bytes;
 use fake_apiserver::FakeApiServer;
-use serde_json::{json, Value};
+use serde_json::Value;
 use test_app::TestApp;
 use tls_support::{
     connect, generate_ca_and_leaf, metric_sum, post, static_tls, ClientOpts, Http, TestPki,
@@ -46,14 +46,6 @@ async fn start() -> Running {
         pki,
         _fake: fake,
     }
-}
-
-fn pod() -> Value {
-    json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"generateName": "web-", "namespace": "ns", "labels": {"azure.workload.identity/use": "true"}},
-        "spec": {"serviceAccountName": "workload", "containers": [{"name": "app", "image": "app"}]}
-    })
 }
 
 /// Opens an HTTP/1.1 connection and sends a request head announcing a 100-byte body, then only
@@ -153,7 +145,7 @@ async fn bodies_broken_off_are_counted_as_malformed() {
 #[tokio::test]
 async fn handled_and_refused_requests_add_up() {
     let running = start().await;
-    let review = test_app::pod_review("admission.k8s.io/v1", "uid-1", &pod());
+    let review = test_app::pod_review("admission.k8s.io/v1", "uid-1", &test_app::workload_pod());
     let (status, _, _) = post(
         running.app.addr,
         &running.pki.ca.pem,
