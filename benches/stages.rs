@@ -14,11 +14,12 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use azwi_webhook::admission::{response, wire, Admitter};
-use azwi_webhook::k8s::service_accounts::{LookupError, ServiceAccountMeta, ServiceAccounts};
+use azwi_webhook::k8s::service_accounts::{LookupError, ServiceAccounts};
+use azwi_webhook::mutate::service_account::ServiceAccountMeta;
+use azwi_webhook::mutate::settings::Settings;
 use azwi_webhook::mutate::{self, patch, view::PodView};
-use azwi_webhook::review::BoxFuture;
-use azwi_webhook::settings::Settings;
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
+use futures::future::BoxFuture;
 use serde::de::IgnoredAny;
 
 /// Always answers with the same service account, like a warm cache.

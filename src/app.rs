@@ -7,7 +7,6 @@ use std::sync::Arc;
 use crate::admission::rbac::RbacStep;
 use crate::admission::Admitter;
 use crate::certs;
-use crate::config::RbacCheck;
 use crate::config::{ipv4_fallback, ServeConfig};
 use crate::k8s::authz::{CacheConfig as AuthzCacheConfig, CachedAuthorizer, SubjectAccessReviews};
 use crate::k8s::cache::{CacheOptions, CachedServiceAccounts, LookupObserver, WatchObserver};
@@ -15,8 +14,9 @@ use crate::k8s::client::{client_from_config, load_config, ClientOptions};
 use crate::k8s::discovery::{Discovery, DiscoveryOptions};
 use crate::k8s::live::LiveServiceAccounts;
 use crate::metrics::Metrics;
+use crate::mutate::settings::RbacCheck;
+use crate::mutate::settings::Settings;
 use crate::server::{self, Listeners, Readiness, ServeOptions};
-use crate::settings::Settings;
 use crate::tls::{self, CertReloader, CertResolver};
 
 /// How often `azwi_service_account_cache_objects` is refreshed.

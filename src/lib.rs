@@ -13,5 +13,4 @@ pub mod metrics;
 pub mod mutate;
 pub mod review;
 pub mod server;
-pub mod settings;
 pub mod tls;

@@ -1,12 +1,9 @@
 //! The seam between the HTTP server and the admission logic: the server hands over the request body
 //! and the API server's budget, and writes back whatever status and body it gets.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
-/// A boxed future, so handlers can sit behind `Arc<dyn ReviewHandler>`.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+use futures::future::BoxFuture;
 
 /// HTTP status and JSON body answering one `POST /mutate-v1-pod`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,9 +9,10 @@ mod fixtures;
 use std::sync::Arc;
 
 use azwi_webhook::admission::Admitter;
-use azwi_webhook::k8s::service_accounts::{LookupError, ServiceAccountMeta, ServiceAccounts};
-use azwi_webhook::review::BoxFuture;
+use azwi_webhook::k8s::service_accounts::{LookupError, ServiceAccounts};
+use azwi_webhook::mutate::service_account::ServiceAccountMeta;
 use base64::Engine;
+use futures::future::BoxFuture;
 use serde_json::Value;
 
 struct OneServiceAccount(Arc<ServiceAccountMeta>);

@@ -603,7 +603,7 @@ impl azwi_webhook::review::ReviewHandler for AddContainer {
         &self,
         body: bytes::Bytes,
         _budget: Option<Duration>,
-    ) -> azwi_webhook::review::BoxFuture<'_, azwi_webhook::review::ReviewReply> {
+    ) -> futures::future::BoxFuture<'_, azwi_webhook::review::ReviewReply> {
         use base64::Engine as _;
         Box::pin(async move {
             let review: Value = serde_json::from_slice(&body).unwrap_or_default();

@@ -12,7 +12,7 @@ mod tls_support;
 
 use std::time::Duration;
 
-use azwi_webhook::settings::{ClusterCa, IdentityBinding, Settings};
+use azwi_webhook::mutate::settings::{ClusterCa, IdentityBinding, Settings};
 use fake_apiserver::{Endpoint, FakeApiServer, RbacRule};
 use serde_json::{json, Value};
 use test_app::TestApp;

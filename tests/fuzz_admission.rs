@@ -8,10 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use azwi_webhook::admission::Admitter;
-use azwi_webhook::k8s::service_accounts::{LookupError, ServiceAccountMeta, ServiceAccounts};
-use azwi_webhook::review::BoxFuture;
-use azwi_webhook::settings::{ClusterCa, IdentityBinding, ProxySettings, Settings};
+use azwi_webhook::k8s::service_accounts::{LookupError, ServiceAccounts};
+use azwi_webhook::mutate::service_account::ServiceAccountMeta;
+use azwi_webhook::mutate::settings::{ClusterCa, IdentityBinding, ProxySettings, Settings};
 use base64::Engine;
+use futures::future::BoxFuture;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 

@@ -13,11 +13,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use azwi_webhook::metrics::Metrics;
-use azwi_webhook::review::{BoxFuture, ReviewHandler, ReviewReply};
+use azwi_webhook::review::{ReviewHandler, ReviewReply};
 use azwi_webhook::server::{router_with_refusals, Readiness, ServeOptions, DEFAULT_MAX_IN_FLIGHT};
 use azwi_webhook::tls::TlsMinVersion;
 use bytes::Bytes;
 use fake_apiserver::FakeApiServer;
+use futures::future::BoxFuture;
 use serde_json::Value;
 use test_app::TestApp;
 use tls_support::{

@@ -12,8 +12,8 @@ mod tls_support;
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
-use azwi_webhook::config::{RbacCheck, ServeConfig};
-use azwi_webhook::settings::Settings;
+use azwi_webhook::config::ServeConfig;
+use azwi_webhook::mutate::settings::{RbacCheck, Settings};
 use fake_apiserver::{Endpoint, FakeApiServer};
 use serde_json::{json, Value};
 use test_app::{apply_patch, workload_pod, TestApp};

@@ -101,13 +101,13 @@ async fn mixed_load_with_churn_and_certificate_reloads() {
     let leaf = ca.issue_server(&["localhost"]);
     let mut volume = SecretVolume::new(&leaf.cert_pem, &leaf.key_pem);
     let config = test_app::serve_config(volume.path(), true, "azure-workload-identity-system");
-    let settings = azwi_webhook::settings::Settings {
-        identity_binding: Some(azwi_webhook::settings::IdentityBinding {
+    let settings = azwi_webhook::mutate::settings::Settings {
+        identity_binding: Some(azwi_webhook::mutate::settings::IdentityBinding {
             switch_key: "azure.workload.identity/use-identity-binding".into(),
             audience: "api://AKSIdentityBinding".into(),
             token_proxy: "https://proxy.example:443".into(),
             sni_name: String::new(),
-            ca: azwi_webhook::settings::ClusterCa::None,
+            ca: azwi_webhook::mutate::settings::ClusterCa::None,
         }),
         ..test_app::settings()
     };

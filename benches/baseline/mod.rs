@@ -9,10 +9,10 @@
 //! out of scope: no fixture uses them.
 #![allow(dead_code)]
 
-use azwi_webhook::k8s::service_accounts::ServiceAccountMeta;
 use azwi_webhook::mutate::derived_volume_name;
 use azwi_webhook::mutate::names::*;
-use azwi_webhook::settings::Settings;
+use azwi_webhook::mutate::service_account::ServiceAccountMeta;
+use azwi_webhook::mutate::settings::Settings;
 use base64::Engine;
 use k8s_openapi::api::authentication::v1::UserInfo;
 use k8s_openapi::api::core::v1::{

@@ -3,7 +3,7 @@
 //! the pod-shape space deeper.
 #![no_main]
 
-use azwi_webhook::k8s::service_accounts::ServiceAccountMeta;
+use azwi_webhook::mutate::service_account::ServiceAccountMeta;
 use azwi_webhook::mutate::{self, patch, view::PodView};
 use libfuzzer_sys::fuzz_target;
 

@@ -6,11 +6,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::k8s::discovery::Discovery;
-use crate::k8s::service_accounts::{LookupError, ServiceAccountMeta, ServiceAccounts};
+use crate::k8s::service_accounts::{LookupError, ServiceAccounts};
 use crate::metrics::{LookupResult, LookupSource, Metrics};
+use crate::mutate::service_account::ServiceAccountMeta;
+use crate::mutate::settings::Settings;
 use crate::mutate::{self, patch, view::PodView};
-use crate::review::{BoxFuture, ReviewHandler, ReviewReply};
-use crate::settings::Settings;
+use crate::review::{ReviewHandler, ReviewReply};
+use futures::future::BoxFuture;
 
 use super::outcome::{DenyReason, Outcome};
 use super::rbac::RbacStep;

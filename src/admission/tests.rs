@@ -8,9 +8,10 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use super::Admitter;
-use crate::k8s::service_accounts::{LookupError, ServiceAccountMeta, ServiceAccounts};
-use crate::review::BoxFuture;
-use crate::settings::{ProxySettings, Settings};
+use crate::k8s::service_accounts::{LookupError, ServiceAccounts};
+use crate::mutate::service_account::ServiceAccountMeta;
+use crate::mutate::settings::{ProxySettings, Settings};
+use futures::future::BoxFuture;
 
 /// Service accounts held in memory; `down` makes every lookup fail, `delay` makes it slow.
 #[derive(Default)]

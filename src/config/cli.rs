@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
-use crate::settings::{DEFAULT_AUDIENCE, DEFAULT_IDENTITY_BINDING_AUDIENCE};
+use crate::mutate::settings::{DEFAULT_AUDIENCE, DEFAULT_IDENTITY_BINDING_AUDIENCE};
 
 /// `azwi-webhook`: with no subcommand it behaves as `azwi-webhook serve`, so upstream-style invocations
 /// such as `azwi-webhook --log-level=info` keep working.

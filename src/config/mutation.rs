@@ -11,7 +11,7 @@ use super::names::{dns_subdomain, qualified_name};
 use super::selector::parse_label_selector;
 use super::values::log_level;
 use crate::cloud::Cloud;
-use crate::settings::{
+use crate::mutate::settings::{
     ClusterCa, IdentityBinding, ProxySettings, Settings, DEFAULT_AUDIENCE,
     IDENTITY_BINDING_KEY_PREFIX,
 };

@@ -11,8 +11,9 @@ use super::error::ConfigError;
 use super::mutation::build_settings;
 use super::names::{dns_label, dns_subdomain};
 use super::shutdown::ShutdownTiming;
-use super::values::{self, LogLevel, MetricsBackend, RbacCheck, TlsMinVersion};
-use crate::settings::Settings;
+use super::values::{self, LogLevel, MetricsBackend, TlsMinVersion};
+use crate::mutate::settings::RbacCheck;
+use crate::mutate::settings::Settings;
 
 /// Name of the webhook's Service in the shipped manifests; the serving certificate is issued for it.
 pub const SERVICE_NAME: &str = "azure-wi-webhook-webhook-service";

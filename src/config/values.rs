@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use super::error::ConfigError;
+use crate::mutate::settings::RbacCheck;
 
 /// The TLS listener's own type: config only decides which value the flag gives.
 pub use crate::tls::TlsMinVersion;
@@ -49,17 +50,6 @@ impl LogLevel {
             Self::Trace | Self::All => "trace",
         }
     }
-}
-
-/// What to do when the identity-binding RBAC check says a pod's service account is not authorised.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RbacCheck {
-    /// Reject the pod (403).
-    Deny,
-    /// Admit the pod with an admission warning.
-    Warn,
-    /// Do not check at all.
-    Off,
 }
 
 pub fn tls_min_version(value: &str) -> Result<TlsMinVersion, ConfigError> {

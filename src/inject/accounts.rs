@@ -12,7 +12,8 @@ use super::InjectError;
 use crate::k8s::client::{infer_client, ClientOptions};
 use crate::k8s::errors::error_chain;
 use crate::k8s::live::LiveServiceAccounts;
-use crate::k8s::service_accounts::{LookupError, ServiceAccountMeta};
+use crate::k8s::service_accounts::LookupError;
+use crate::mutate::service_account::ServiceAccountMeta;
 
 /// Where a service account was found, for `--explain`.
 #[derive(Debug, Clone, PartialEq, Eq)]

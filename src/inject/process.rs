@@ -11,9 +11,9 @@ use super::rbac::Rbac;
 use super::workloads::{self, Workload};
 use super::InjectError;
 use crate::mutate::names::{INJECTED_IDENTITY_ANNOTATION, MOUNT_PATH, VOLUME_NAME_PREFIX};
+use crate::mutate::settings::Settings;
 use crate::mutate::view::{MetadataView, PodView, Str};
 use crate::mutate::{self, patch, Rejection};
-use crate::settings::Settings;
 
 /// What happened to one workload.
 #[derive(Debug)]
@@ -163,7 +163,7 @@ fn plan(
     settings: &Settings,
     workload: &Workload,
     pod: &Value,
-    account: &crate::k8s::service_accounts::ServiceAccountMeta,
+    account: &crate::mutate::service_account::ServiceAccountMeta,
 ) -> Result<Result<Planned, Rejection>, InjectError> {
     let raw = pod.to_string();
     let mut view = PodView::from_json(&raw).map_err(|e| InjectError::Internal {

@@ -14,8 +14,9 @@ use kube::{Api, Client};
 use super::errors::short_reason;
 #[cfg(test)]
 use super::errors::MAX_REASON_LEN;
-use super::service_accounts::{LookupError, ServiceAccountMeta, ServiceAccounts};
-use crate::review::BoxFuture;
+use super::service_accounts::{LookupError, ServiceAccounts};
+use crate::mutate::service_account::ServiceAccountMeta;
+use futures::future::BoxFuture;
 
 /// Default limit on one lookup, well inside the API server's 10 s admission budget.
 pub const DEFAULT_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);

@@ -9,8 +9,8 @@
 //!   removed when the service account no longer names one;
 //! - a `valueFrom` cannot be resolved here (Secret, ConfigMap, field ref), so it is reported instead.
 
-use crate::k8s::service_accounts::ServiceAccountMeta;
-use crate::settings::Settings;
+use super::service_account::ServiceAccountMeta;
+use crate::mutate::settings::Settings;
 
 use super::names::{CLIENT_ID_ANNOTATION, ENV_CLIENT_ID};
 use super::record::InjectedIdentity;
@@ -138,7 +138,7 @@ mod tests {
     use super::*;
     use crate::mutate::names::{INJECTED_IDENTITY_ANNOTATION, SKIP_CONTAINERS_ANNOTATION};
     use crate::mutate::plan;
-    use crate::settings::{ClusterCa, IdentityBinding, ProxySettings};
+    use crate::mutate::settings::{ClusterCa, IdentityBinding, ProxySettings};
 
     const SWITCH: &str = "azure.workload.identity/use-identity-binding";
 

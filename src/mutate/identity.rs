@@ -1,8 +1,8 @@
 //! Decides which identity a pod gets: client and tenant ID, token lifetime, audience and whether
 //! identity binding applies. Everything here is read from the pod, its service account and settings.
 
-use crate::k8s::service_accounts::ServiceAccountMeta;
-use crate::settings::{IdentityBinding, Settings};
+use super::service_account::ServiceAccountMeta;
+use crate::mutate::settings::{IdentityBinding, Settings};
 
 use super::names::*;
 use super::view::PodView;

@@ -8,11 +8,13 @@ pub mod names;
 pub mod patch;
 mod proxy;
 mod record;
+pub mod service_account;
+pub mod settings;
 pub mod view;
 mod volume;
 
-use crate::k8s::service_accounts::ServiceAccountMeta;
-use crate::settings::{ClusterCa, Settings};
+use crate::mutate::settings::{ClusterCa, Settings};
+use service_account::ServiceAccountMeta;
 
 use container::{container_ops, ContainerPlan};
 use identity::Identity;

@@ -1,7 +1,7 @@
 //! The optional proxy sidecar (`azwi-proxy`) and its iptables init container (`azwi-proxy-init`),
 //! injected when the pod asks for them with `inject-proxy-sidecar: "true"`.
 
-use crate::settings::Settings;
+use crate::mutate::settings::Settings;
 
 use super::identity::parse_int;
 use super::names::*;

@@ -8,7 +8,7 @@ use super::tests::{
     settings, try_run,
 };
 use super::*;
-use crate::settings::ProxySettings;
+use crate::mutate::settings::ProxySettings;
 
 const IMAGE: &str = "example.test/proxy:v1";
 const INIT_IMAGE: &str = "example.test/proxy-init:v1";

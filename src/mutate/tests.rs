@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use super::*;
-use crate::settings::{IdentityBinding, ProxySettings};
+use crate::mutate::settings::{IdentityBinding, ProxySettings};
 
 const TENANT: &str = "cluster-tenant";
 const AUTHORITY: &str = "https://login.microsoftonline.com/";

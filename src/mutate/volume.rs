@@ -3,7 +3,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::settings::ClusterCa;
+use crate::mutate::settings::ClusterCa;
 
 use super::identity::Identity;
 use super::names::*;

@@ -6,8 +6,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use azwi_webhook::app::{self, BoundListeners, StartupError};
-use azwi_webhook::config::{LogLevel, MetricsBackend, RbacCheck, ServeConfig, TlsMinVersion};
-use azwi_webhook::settings::{ClusterCa, IdentityBinding, ProxySettings, Settings};
+use azwi_webhook::config::{LogLevel, MetricsBackend, ServeConfig, TlsMinVersion};
+use azwi_webhook::mutate::settings::RbacCheck;
+use azwi_webhook::mutate::settings::{ClusterCa, IdentityBinding, ProxySettings, Settings};
 use serde_json::{json, Value};
 
 /// A running webhook and the means to stop it.

@@ -417,7 +417,7 @@ impl azwi_webhook::review::ReviewHandler for Echo {
         &self,
         body: Bytes,
         _budget: Option<std::time::Duration>,
-    ) -> azwi_webhook::review::BoxFuture<'_, azwi_webhook::review::ReviewReply> {
+    ) -> futures::future::BoxFuture<'_, azwi_webhook::review::ReviewReply> {
         Box::pin(async move {
             azwi_webhook::review::ReviewReply {
                 status: 200,

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use super::*;
-use crate::review::BoxFuture;
+use futures::future::BoxFuture;
 
 /// Answers `allowed` unless the client ID starts with "deny"; "fail" errors, "panic" panics.
 struct Fake {

@@ -16,9 +16,9 @@ use std::time::Duration;
 use futures::future::join_all;
 use tokio::time::Instant;
 
-use crate::config::RbacCheck;
 use crate::mutate::client_ids::ClientIds;
-use crate::review::BoxFuture;
+use crate::mutate::settings::RbacCheck;
+use futures::future::BoxFuture;
 
 pub use cache::{CacheConfig, CachedAuthorizer, CheckReport};
 pub use decision::{DenialKind, Verdict};

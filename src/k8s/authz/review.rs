@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use super::{millis, Authorizer, AuthzError, Decision};
 use crate::k8s::errors::short_reason;
-use crate::review::BoxFuture;
+use futures::future::BoxFuture;
 
 /// API group whose resources are managed identities, named by client ID.
 pub const API_GROUP: &str = "cid.wi.aks.azure.com";

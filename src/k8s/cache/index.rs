@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::k8s::service_accounts::ServiceAccountMeta;
+use crate::mutate::service_account::ServiceAccountMeta;
 
 /// Service accounts by namespace and name.
 #[derive(Debug, Default)]

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::OnceCell;
 
-use crate::k8s::service_accounts::{LookupError, ServiceAccountMeta};
+use crate::k8s::service_accounts::LookupError;
+
+use crate::mutate::service_account::ServiceAccountMeta;
 
 pub(crate) type Outcome = Result<Arc<ServiceAccountMeta>, LookupError>;
 

@@ -30,8 +30,9 @@ use tokio::sync::watch as signal;
 use tokio::task::JoinHandle;
 
 use super::live::LiveServiceAccounts;
-use super::service_accounts::{LookupError, ServiceAccountMeta, ServiceAccounts};
-use crate::review::BoxFuture;
+use super::service_accounts::{LookupError, ServiceAccounts};
+use crate::mutate::service_account::ServiceAccountMeta;
+use futures::future::BoxFuture;
 use index::Index;
 use inflight::Inflight;
 

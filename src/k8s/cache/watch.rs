@@ -15,7 +15,7 @@ use super::backoff::Backoff;
 use super::index::Index;
 use super::{Shared, WatchActivity};
 use crate::k8s::live::service_account_meta;
-use crate::k8s::service_accounts::ServiceAccountMeta;
+use crate::mutate::service_account::ServiceAccountMeta;
 
 /// While the watch keeps failing, repeat the warning at most this often (the backoff alone still
 /// allows two a minute, which is noise during a long API server outage).

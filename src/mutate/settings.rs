@@ -65,3 +65,14 @@ pub struct ProxySettings {
     pub init_image: String,
     pub log_level: String,
 }
+
+/// What to do when the identity-binding RBAC check says a pod's service account is not authorised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RbacCheck {
+    /// Reject the pod (403).
+    Deny,
+    /// Admit the pod with an admission warning.
+    Warn,
+    /// Do not check at all.
+    Off,
+}
