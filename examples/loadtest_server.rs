@@ -174,6 +174,7 @@ async fn webhook(args: &Args) -> Result<(), Error> {
         metrics_backend: MetricsBackend::Prometheus,
         log_level: LogLevel::Unset,
         shutdown_delay: Duration::from_millis(0),
+        shutdown_drain_timeout: Duration::from_secs(15),
         rbac_check: RbacCheck::Deny,
         max_in_flight_reviews: azwi_webhook::server::DEFAULT_MAX_IN_FLIGHT,
         pod_namespace: "azure-workload-identity-system".into(),

@@ -279,6 +279,9 @@ def check_values_applied(c: vm.Checker, values: dict, release: str) -> None:
     rbac = "off" if values["rbacCheck"] is False else values["rbacCheck"]
     same(arg("rbac-check"), rbac, "rbacCheck")
     same(arg("shutdown-delay"), values["shutdownDelay"], "shutdownDelay")
+    same(arg("shutdown-drain-timeout"), values["shutdownDrainTimeout"], "shutdownDrainTimeout")
+    same(arg("termination-grace-period"), f"{values['terminationGracePeriodSeconds']}s",
+         "terminationGracePeriodSeconds (--termination-grace-period)")
     same(arg("max-in-flight-reviews"), str(values["maxInFlightReviews"]), "maxInFlightReviews")
     same(arg("tls-min-version"), str(values["tlsMinVersion"]), "tlsMinVersion")
     same(pod.get("terminationGracePeriodSeconds"), values["terminationGracePeriodSeconds"],
@@ -631,6 +634,12 @@ MUTATIONS: List[Tuple[str, str, Callable[[List[dict]], None], str]] = [
      lambda o: vm._set(vm._get(o, "Certificate"), "spec.issuerRef.kind", "Issuer"), "issuerRef"),
     ("client CA flag missing", "secret-mtls",
      lambda o: vm._set(vm._ctr(o), "args", [a for a in vm._ctr(o)["args"] if "client-ca" not in a]), "clientCA"),
+    ("drain timeout flag missing", "secret-mtls",
+     lambda o: vm._set(vm._ctr(o), "args", [a for a in vm._ctr(o)["args"] if "drain-timeout" not in a]),
+     "shutdownDrainTimeout"),
+    ("grace period not passed to the webhook", "secret-mtls",
+     lambda o: vm._set(vm._ctr(o), "args", [a for a in vm._ctr(o)["args"] if "grace-period" not in a]),
+     "--termination-grace-period"),
     ("ServiceMonitor label dropped", "service-monitor",
      lambda o: vm._get(o, "ServiceMonitor")["metadata"]["labels"].pop("release"), "serviceMonitor.labels"),
 ]
@@ -641,6 +650,9 @@ BINARY_MUTATIONS: List[Tuple[str, str, Callable[[List[dict]], None], str]] = [
     ("retired cloud", "defaults",
      lambda o: vm._set(vm._get(o, "ConfigMap"), "data.AZURE_ENVIRONMENT", "AzureGermanCloud"), "refuses"),
     ("flag the binary does not know", "defaults", lambda o: vm._ctr(o)["args"].append("--no-such-flag"), "refuses"),
+    ("delay + drain longer than the grace period", "defaults",
+     lambda o: vm._set(vm._ctr(o), "args", ["--shutdown-delay=30s" if a.startswith("--shutdown-delay=") else a
+                                            for a in vm._ctr(o)["args"]]), "refuses"),
 ]
 
 

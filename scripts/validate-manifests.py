@@ -90,6 +90,8 @@ ALLOWED_FLAGS: Dict[str, bool] = {
     "custom-token-endpoint-annotation-suffix": True,
     "custom-token-endpoint-audience": True,
     "shutdown-delay": True,
+    "shutdown-drain-timeout": True,
+    "termination-grace-period": True,
     "rbac-check": True,
     "max-in-flight-reviews": True,
 }
@@ -108,6 +110,7 @@ FLAG_DEFAULTS = {
     "metrics-addr": ":8095",
     "webhook-cert-dir": "/certs",
     "shutdown-delay": "5s",
+    "shutdown-drain-timeout": "15s",
 }
 # container port name -> flag giving the listening address
 PORT_FLAGS = {"webhook": "webhook-addr", "health": "health-addr", "metrics": "metrics-addr"}
@@ -298,8 +301,9 @@ def parse_args(c: Checker, dep: dict, args: List[str]) -> Dict[str, Optional[str
     for name in ("webhook-addr", "health-addr", "metrics-addr"):
         if name in flags and parse_port(flags[name] or "") is None:
             c.fail(dep, f"--{name}={flags[name]!r} is not [host]:port")
-    if "shutdown-delay" in flags and parse_duration(flags["shutdown-delay"] or "") is None:
-        c.fail(dep, f"--shutdown-delay={flags['shutdown-delay']!r} is not a duration like 5s")
+    for name in ("shutdown-delay", "shutdown-drain-timeout", "termination-grace-period"):
+        if name in flags and parse_duration(flags[name] or "") is None:
+            c.fail(dep, f"--{name}={flags[name]!r} is not a duration like 5s")
     if "max-in-flight-reviews" in flags and not re.fullmatch(r"[1-9][0-9]{0,9}", flags["max-in-flight-reviews"] or ""):
         c.fail(dep, f"--max-in-flight-reviews={flags['max-in-flight-reviews']!r} is not a positive number")
     return flags
@@ -617,6 +621,14 @@ def check_mwc(c: Checker, dep: Optional[dict], flags: Dict[str, Optional[str]], 
         c.expect(grace > delay + (w.get("timeoutSeconds") or 10), dep,
                  f"terminationGracePeriodSeconds {grace} must exceed shutdown delay {delay}s + "
                  f"webhook timeout {w.get('timeoutSeconds') or 10}s")
+        # The webhook's own bound: delay + drain + 2 s to exit (serve refuses to start otherwise).
+        drain = parse_duration(flag(flags, "shutdown-drain-timeout") or "") or 0
+        c.expect(grace >= delay + drain + 2, dep,
+                 f"terminationGracePeriodSeconds {grace} must be at least shutdown delay {delay}s + "
+                 f"drain timeout {drain}s + 2s")
+        told = flags.get("termination-grace-period")
+        c.expect(told is None or parse_duration(told) == grace, dep,
+                 f"--termination-grace-period={told} must equal terminationGracePeriodSeconds {grace}")
     return mwc
 
 
@@ -1042,6 +1054,12 @@ MUTATIONS: List[Tuple[str, str, Callable[[List[dict]], None], str]] = [
     ("empty tenant id", "base", lambda o: _set(_get(o, "ConfigMap"), "data.AZURE_TENANT_ID", ""), "set but empty"),
     ("two CA sources", "base", lambda o: _get(o, "ConfigMap")["data"].update(
         {"AZURE_KUBERNETES_CA_CONFIGMAP_NAME": "x", "AZURE_KUBERNETES_CA_CTB_SIGNER_NAME": "a/b"}), "at most one"),
+    ("grace period flag out of step", "base",
+     lambda o: _set(_get(o, "Deployment"), "spec.template.spec.terminationGracePeriodSeconds", 40),
+     "--termination-grace-period"),
+    ("drain longer than the grace period allows", "base",
+     lambda o: _ctr(o)["args"].append("--shutdown-drain-timeout=30s"),
+     "drain timeout"),
     ("grace period too short", "base",
      lambda o: _set(_get(o, "Deployment"), "spec.template.spec.terminationGracePeriodSeconds", 10),
      "terminationGracePeriodSeconds"),

@@ -14,15 +14,10 @@ use crate::k8s::client::{client_from_config, load_config, ClientOptions};
 use crate::k8s::discovery::{Discovery, DiscoveryOptions};
 use crate::k8s::live::LiveServiceAccounts;
 use crate::metrics::Metrics;
-use crate::metrics::Outcome;
 use crate::mutate::settings::RbacCheck;
 use crate::mutate::settings::Settings;
 use crate::server::{self, Listeners, Readiness, ServeOptions};
 use crate::tls::{self, CertReloader, CertResolver};
-
-/// Longest wait for in-flight requests after the shutdown delay; an admission answer takes at most
-/// the API server's timeout (10 s by default, 30 s at most).
-const SHUTDOWN_DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// How often `azwi_service_account_cache_objects` is refreshed.
 const CACHE_GAUGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
@@ -173,9 +168,9 @@ pub async fn serve(
     let listeners = Listeners {
         webhook: bound.webhook,
         tls: tls_config,
-        app: server::router_with_shedding(admitter, config.max_in_flight_reviews, {
+        app: server::router_with_refusals(admitter, config.max_in_flight_reviews, {
             let metrics = metrics.clone();
-            Arc::new(move || metrics.record_refused(Outcome::Shed))
+            Arc::new(move |outcome| metrics.record_refused(outcome))
         }),
         plain: vec![
             (bound.health, server::health_router(readiness.clone())),
@@ -191,9 +186,10 @@ pub async fn serve(
     }
     let options = ServeOptions {
         shutdown_delay: config.shutdown_delay,
-        // Delay + drain must end inside the pod's terminationGracePeriodSeconds (30 s in the
-        // manifests), or the kubelet kills the process instead of letting it exit 0.
-        shutdown_grace: SHUTDOWN_DRAIN_LIMIT,
+        // Delay + drain must end inside the pod's terminationGracePeriodSeconds, or the kubelet
+        // kills the process instead of letting it exit 0 (checked against
+        // --termination-grace-period when given).
+        shutdown_grace: config.shutdown_drain_timeout,
         ..ServeOptions::default()
     };
     server::serve(listeners, readiness, options, shutdown)

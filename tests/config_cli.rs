@@ -42,6 +42,8 @@ fn no_subcommand_is_serve_with_documented_defaults() {
     assert_eq!(s.metrics_addr, ":8095");
     assert_eq!(s.metrics_backend, "prometheus");
     assert_eq!(s.shutdown_delay, "5s");
+    assert_eq!(s.shutdown_drain_timeout, "15s");
+    assert_eq!(s.termination_grace_period, None);
     assert_eq!(s.rbac_check, "deny");
     assert_eq!(s.mutation.log_level, "");
     assert_eq!(s.mutation.audience, "api://AzureADTokenExchange");
@@ -86,6 +88,8 @@ fn serve_subcommand_takes_every_flag() {
         "--custom-token-endpoint-annotation-suffix=",
         "--custom-token-endpoint-audience=",
         "--shutdown-delay=500ms",
+        "--shutdown-drain-timeout=20s",
+        "--termination-grace-period=1m",
         "--rbac-check=warn",
     ]);
     assert_eq!(s.webhook_addr, "127.0.0.1:0");
@@ -97,6 +101,8 @@ fn serve_subcommand_takes_every_flag() {
     assert_eq!(s.mutation.custom_token_endpoint_annotation_suffix, "");
     assert_eq!(s.mutation.custom_token_endpoint_audience, "");
     assert_eq!(s.shutdown_delay, "500ms");
+    assert_eq!(s.shutdown_drain_timeout, "20s");
+    assert_eq!(s.termination_grace_period.as_deref(), Some("1m"));
     assert_eq!(s.rbac_check, "warn");
 }
 

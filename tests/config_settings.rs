@@ -91,6 +91,7 @@ fn defaults_give_documented_settings_and_serve_config() {
             metrics_backend: MetricsBackend::Prometheus,
             log_level: LogLevel::Unset,
             shutdown_delay: Duration::from_secs(5),
+            shutdown_drain_timeout: Duration::from_secs(15),
             rbac_check: RbacCheck::Deny,
             max_in_flight_reviews: 1000,
             pod_namespace: "azure-workload-identity-system".into(),
@@ -129,6 +130,44 @@ fn serve_flags_are_parsed_into_typed_values() {
     assert_eq!(serve.shutdown_delay, Duration::from_secs(90));
     assert_eq!(serve.rbac_check, RbacCheck::Off);
     assert_eq!(serve.pod_namespace, "wi");
+}
+
+#[test]
+fn shutdown_drain_is_configurable_and_checked_against_the_grace_period() {
+    let tenant = env(&[]);
+    let (serve, _) =
+        load(&["--shutdown-drain-timeout=2m"], &tenant).expect("no grace period given");
+    assert_eq!(serve.shutdown_drain_timeout, Duration::from_secs(120));
+    // Exactly delay + drain + the exit margin fits.
+    let (serve, _) = load(
+        &[
+            "--shutdown-delay=10s",
+            "--shutdown-drain-timeout=18s",
+            "--termination-grace-period=30s",
+        ],
+        &tenant,
+    )
+    .expect("10s + 18s + 2s fits in 30s");
+    assert_eq!(serve.shutdown_delay, Duration::from_secs(10));
+    assert_eq!(serve.shutdown_drain_timeout, Duration::from_secs(18));
+    // The defaults (5s + 15s) fit the manifests' 30s.
+    load(&["--termination-grace-period=30s"], &tenant).expect("defaults fit");
+    let err = load(
+        &[
+            "--shutdown-delay=10s",
+            "--shutdown-drain-timeout=18001ms",
+            "--termination-grace-period=30s",
+        ],
+        &tenant,
+    )
+    .expect_err("1 ms over");
+    assert!(matches!(
+        err,
+        ConfigError::ShutdownExceedsGracePeriod {
+            needed_secs: 31,
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -339,6 +378,11 @@ fn every_error_names_its_flag_or_variable() {
         (vec!["--health-addr=:x"], vec![], vec!["--health-addr \":x\"", "port"]),
         (vec!["--metrics-addr=::1:80"], vec![], vec!["--metrics-addr", "brackets"]),
         (vec!["--shutdown-delay=5"], vec![], vec!["--shutdown-delay \"5\"", "unit"]),
+        (vec!["--shutdown-drain-timeout=1.5s"], vec![], vec!["--shutdown-drain-timeout \"1.5s\"", "fractions"]),
+        (vec!["--termination-grace-period=30"], vec![], vec!["--termination-grace-period \"30\"", "unit"]),
+        (vec!["--shutdown-delay=20s", "--termination-grace-period=30s"], vec![], vec!["--termination-grace-period \"30s\" is too short", "--shutdown-delay \"20s\"", "--shutdown-drain-timeout \"15s\"", "at least 37s"]),
+        (vec!["--shutdown-drain-timeout=24s", "--termination-grace-period=30s"], vec![], vec!["--termination-grace-period \"30s\" is too short", "at least 31s"]),
+        (vec!["--shutdown-delay=5s", "--shutdown-drain-timeout=23500ms", "--termination-grace-period=30s"], vec![], vec!["--termination-grace-period", "at least 31s"]),
     ];
     for (flags, pairs, wants) in cases {
         let err = match load(&flags, &env(&pairs)) {

@@ -11,10 +11,9 @@ mod tls_support;
 
 use std::time::Duration;
 
-use base64::Engine;
 use fake_apiserver::FakeApiServer;
 use serde_json::{json, Value};
-use test_app::TestApp;
+use test_app::{apply_patch as apply, workload_pod as pod, TestApp};
 use tls_support::{generate_ca_and_leaf, get_plain, post, Http, TestPki};
 
 struct Running {
@@ -35,41 +34,14 @@ async fn start() -> Running {
     Running { app, pki, fake }
 }
 
-fn pod() -> Value {
-    json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"generateName": "web-", "namespace": "ns", "labels": {"azure.workload.identity/use": "true"}},
-        "spec": {"serviceAccountName": "workload", "containers": [{"name": "app", "image": "app"}]}
-    })
-}
-
 fn review(api_version: &str, uid: &str, object: &Value) -> Vec<u8> {
     test_app::pod_review(api_version, uid, object)
 }
 
 async fn admit(running: &Running, http: Http, body: Vec<u8>) -> Value {
-    let (status, body, _) = post(
-        running.app.addr,
-        &running.pki.ca.pem,
-        "/mutate-v1-pod?timeout=10s",
-        &body,
-        http,
-    )
-    .await
-    .expect("request");
-    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
-    serde_json::from_slice(&body).expect("json response")
-}
-
-fn apply(response: &Value, object: &Value) -> Value {
-    let encoded = response["response"]["patch"].as_str().expect("a patch");
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .expect("base64");
-    let patch: json_patch::Patch = serde_json::from_slice(&bytes).expect("patch");
-    let mut patched = object.clone();
-    json_patch::patch(&mut patched, &patch).expect("applies");
-    patched
+    let (status, review) = running.app.review(&running.pki.ca.pem, http, &body).await;
+    assert_eq!(status, 200, "{review}");
+    review
 }
 
 async fn stop(running: Running) {
@@ -217,19 +189,6 @@ async fn malformed_body_over_tls_gets_400_and_the_server_keeps_serving() {
     stop(running).await;
 }
 
-fn identity_binding_settings() -> azwi_webhook::mutate::settings::Settings {
-    azwi_webhook::mutate::settings::Settings {
-        identity_binding: Some(azwi_webhook::mutate::settings::IdentityBinding {
-            switch_key: "azure.workload.identity/use-identity-binding".into(),
-            audience: "api://AKSIdentityBinding".into(),
-            token_proxy: "https://proxy.example:443".into(),
-            sni_name: "sni.example".into(),
-            ca: azwi_webhook::mutate::settings::ClusterCa::ConfigMap("kube-root-ca.crt".into()),
-        }),
-        ..test_app::settings()
-    }
-}
-
 #[tokio::test]
 async fn identity_binding_pods_need_rbac_to_use_their_client_id() {
     let fake = FakeApiServer::start().await;
@@ -252,7 +211,7 @@ async fn identity_binding_pods_need_rbac_to_use_their_client_id() {
     );
     let pki = generate_ca_and_leaf(&["localhost"]);
     let config = test_app::serve_config(pki.path(), true, "azure-workload-identity-system");
-    let app = TestApp::start(config, identity_binding_settings(), fake.config());
+    let app = TestApp::start(config, test_app::identity_binding_settings(), fake.config());
     assert!(app.wait_ready(Duration::from_secs(10)).await);
     let running = Running { app, pki, fake };
 

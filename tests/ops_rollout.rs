@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use azwi_webhook::config::ServeConfig;
 use bytes::Bytes;
 use fake_apiserver::{Endpoint, FakeApiServer};
 use http_body_util::{BodyExt, Full};
@@ -68,11 +69,17 @@ struct Running {
 }
 
 async fn start() -> Running {
+    start_with(|_| {}).await
+}
+
+/// As [`start`], with `adjust` applied to the serve configuration.
+async fn start_with(adjust: impl FnOnce(&mut ServeConfig)) -> Running {
     logs();
     let fake = FakeApiServer::start_with_workload().await;
     let pki = generate_ca_and_leaf(&["localhost"]);
     let mut config = test_app::serve_config(pki.path(), true, "azure-workload-identity-system");
     config.shutdown_delay = SHUTDOWN_DELAY;
+    adjust(&mut config);
     let app = TestApp::start(config, test_app::settings(), fake.config());
     assert!(app.wait_ready(Duration::from_secs(10)).await, "never ready");
     Running { app, pki, fake }
@@ -389,4 +396,39 @@ async fn slow_in_flight_reviews_complete_during_the_drain() {
         .expect("serve returns after the drain")
         .expect("serve Ok");
     assert!(triggered.elapsed() >= Duration::from_millis(1500));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_drain_ends_at_the_shutdown_drain_timeout() {
+    let drain = Duration::from_millis(300);
+    let running = start_with(|config| config.shutdown_drain_timeout = drain).await;
+    // Held far past the drain: the handler would wait 8 s (80 % of the 10 s budget) for it.
+    running
+        .fake
+        .delay_endpoint(Endpoint::GetServiceAccount, Duration::from_secs(30));
+    let opts = ClientOpts::new(&running.pki.ca.pem, Http::V2);
+    let addr = running.app.addr;
+    let stuck = tokio::spawn(async move {
+        let mut conn = open(addr, &opts).await.expect("connect");
+        send(&mut conn, review("stuck", "new-sa")).await
+    });
+    let fake = &running.fake;
+    assert!(
+        tls_support::eventually(Duration::from_secs(5), || async {
+            fake.count(Endpoint::GetServiceAccount) >= 1
+        })
+        .await,
+        "the review never reached the API server"
+    );
+    let triggered = Instant::now();
+    running.app.stop().await;
+    let took = triggered.elapsed();
+    // Delay (500 ms) + drain (300 ms), with room for a slow machine; far below the handler's 8 s.
+    assert!(
+        took < Duration::from_secs(3),
+        "serve took {took:?} to return"
+    );
+    assert!(took >= SHUTDOWN_DELAY + drain, "returned after {took:?}");
+    let answer = stuck.await.expect("client task");
+    assert!(answer.is_err(), "the cut review got an answer: {answer:?}");
 }

@@ -127,6 +127,16 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "5s")]
     pub shutdown_delay: String,
 
+    /// After the shutdown delay, wait at most this long for in-flight requests, then cut the
+    /// connections left and exit.
+    #[arg(long, value_name = "DURATION", default_value = "15s")]
+    pub shutdown_drain_timeout: String,
+
+    /// The pod's terminationGracePeriodSeconds (e.g. 30s). When set, serve refuses to start if
+    /// --shutdown-delay + --shutdown-drain-timeout cannot end (2s margin to exit) within it.
+    #[arg(long, value_name = "DURATION")]
+    pub termination_grace_period: Option<String>,
+
     /// Identity-binding RBAC check: deny (reject unauthorised pods), warn (admit with a warning) or off.
     #[arg(long, value_name = "MODE", default_value = "deny")]
     pub rbac_check: String,

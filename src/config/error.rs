@@ -107,6 +107,20 @@ pub enum ConfigError {
         reason: String,
     },
 
+    #[error(
+        "--termination-grace-period {grace:?} is too short for --shutdown-delay {delay:?} plus \
+         --shutdown-drain-timeout {drain:?} plus {margin_secs}s to exit: the kubelet would kill the \
+         webhook while it drains; raise the pod's terminationGracePeriodSeconds and this flag to at \
+         least {needed_secs}s, or shorten the delay or the drain"
+    )]
+    ShutdownExceedsGracePeriod {
+        grace: String,
+        delay: String,
+        drain: String,
+        margin_secs: u64,
+        needed_secs: u64,
+    },
+
     #[error("--dns-name {value:?} is not a valid DNS name: {reason}")]
     DnsName { value: String, reason: String },
 }

@@ -26,6 +26,7 @@ mod mutation;
 mod names;
 mod selector;
 mod serve;
+mod shutdown;
 mod values;
 
 pub use argv::{normalize_go_style_flags, parse_go_style};
@@ -34,4 +35,5 @@ pub use env::{EnvSource, ProcessEnv};
 pub use error::{ConfigError, EXIT_CODE};
 pub use mutation::{build_settings, DEFAULT_PROXY_IMAGE, DEFAULT_PROXY_INIT_IMAGE};
 pub use serve::{load_serve, ServeConfig, SERVICE_NAME};
+pub use shutdown::{ShutdownTiming, SHUTDOWN_EXIT_MARGIN};
 pub use values::{ipv4_fallback, LogLevel, MetricsBackend, TlsMinVersion};

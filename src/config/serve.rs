@@ -10,6 +10,7 @@ use super::env::{pod_namespace, EnvSource};
 use super::error::ConfigError;
 use super::mutation::build_settings;
 use super::names::{dns_label, dns_subdomain};
+use super::shutdown::ShutdownTiming;
 use super::values::{self, LogLevel, MetricsBackend, TlsMinVersion};
 use crate::mutate::settings::RbacCheck;
 use crate::mutate::settings::Settings;
@@ -32,6 +33,8 @@ pub struct ServeConfig {
     pub metrics_backend: MetricsBackend,
     pub log_level: LogLevel,
     pub shutdown_delay: Duration,
+    /// After the delay, in-flight requests get at most this long before connections are cut.
+    pub shutdown_drain_timeout: Duration,
     pub rbac_check: RbacCheck,
     /// Reviews served concurrently before new ones are shed with 429.
     pub max_in_flight_reviews: usize,
@@ -52,6 +55,7 @@ pub fn load_serve(
 ) -> Result<(ServeConfig, Settings), ConfigError> {
     let settings = build_settings(&args.mutation, env)?;
     let pod_namespace = checked_pod_namespace(env)?;
+    let shutdown = ShutdownTiming::from_args(args)?;
     let config = ServeConfig {
         webhook_addr: values::listen_addr("--webhook-addr", &args.webhook_addr)?,
         webhook_cert_dir: args.webhook_cert_dir.clone(),
@@ -62,7 +66,8 @@ pub fn load_serve(
         metrics_addr: values::listen_addr("--metrics-addr", &args.metrics_addr)?,
         metrics_backend: values::metrics_backend(&args.metrics_backend)?,
         log_level: values::log_level(&args.mutation.log_level)?,
-        shutdown_delay: values::duration("--shutdown-delay", &args.shutdown_delay)?,
+        shutdown_delay: shutdown.delay,
+        shutdown_drain_timeout: shutdown.drain,
         rbac_check: values::rbac_check(&args.rbac_check)?,
         max_in_flight_reviews: args.max_in_flight_reviews as usize,
         pod_namespace,

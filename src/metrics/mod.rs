@@ -112,7 +112,8 @@ impl Metrics {
             .observe(namespace, elapsed.as_secs_f64());
     }
 
-    /// Counts a review refused before it was read (shed under load): no duration, no namespace.
+    /// Counts a review the server answered instead of the handler (shed, body refused, handler
+    /// panicked): no duration, no namespace, as neither is known.
     pub fn record_refused(&self, outcome: Outcome) {
         self.count_admission(outcome);
     }

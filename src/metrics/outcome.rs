@@ -17,11 +17,17 @@ pub enum Outcome {
     Malformed,
     /// Refused unread because too many reviews were in flight (429).
     Shed,
+    /// The server refused the body before the handler saw it: over the size limit (413).
+    BodyTooLarge,
+    /// The server refused the body before the handler saw it: not received in time (408).
+    BodyTimeout,
+    /// The handler panicked; the server refused the pod for it (500).
+    HandlerPanicked,
 }
 
 impl Outcome {
     /// Every outcome, so metrics can create one series per (outcome, reason) up front.
-    pub const ALL: [Outcome; 11] = [
+    pub const ALL: [Outcome; 14] = [
         Outcome::Mutated,
         Outcome::Unchanged,
         Outcome::Ignored,
@@ -33,6 +39,9 @@ impl Outcome {
         Outcome::Denied(DenyReason::RbacUnavailable),
         Outcome::Malformed,
         Outcome::Shed,
+        Outcome::BodyTooLarge,
+        Outcome::BodyTimeout,
+        Outcome::HandlerPanicked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -40,8 +49,9 @@ impl Outcome {
             Outcome::Mutated => "mutated",
             Outcome::Unchanged => "unchanged",
             Outcome::Ignored => "ignored",
-            Outcome::Denied(_) => "denied",
-            Outcome::Malformed => "malformed",
+            Outcome::Denied(_) | Outcome::HandlerPanicked => "denied",
+            // Bodies refused unread were not usable AdmissionReviews either; the reason says why.
+            Outcome::Malformed | Outcome::BodyTooLarge | Outcome::BodyTimeout => "malformed",
             Outcome::Shed => "shed",
         }
     }
@@ -51,6 +61,9 @@ impl Outcome {
             Outcome::Denied(reason) => reason.as_str(),
             Outcome::Malformed => "malformed_review",
             Outcome::Shed => "too_many_in_flight",
+            Outcome::BodyTooLarge => "body_too_large",
+            Outcome::BodyTimeout => "body_timeout",
+            Outcome::HandlerPanicked => "handler_panicked",
             Outcome::Mutated | Outcome::Unchanged | Outcome::Ignored => "none",
         }
     }

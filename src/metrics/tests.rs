@@ -89,7 +89,10 @@ fn every_outcome_series_exists_at_zero_from_the_start() {
         ("denied", "missing_client_id"),
         ("denied", "rbac_denied"),
         ("denied", "rbac_unavailable"),
+        ("denied", "handler_panicked"),
         ("malformed", "malformed_review"),
+        ("malformed", "body_too_large"),
+        ("malformed", "body_timeout"),
         ("shed", "too_many_in_flight"),
     ];
     for (outcome, reason) in expected {

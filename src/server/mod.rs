@@ -10,7 +10,7 @@ use std::time::Duration;
 
 pub use health::{health_router, Readiness, ReadinessCheck};
 pub use routes::{
-    budget_from_query, parse_duration, router, router_with_limit, router_with_shedding, OnShed,
+    budget_from_query, parse_duration, router, router_with_limit, router_with_refusals, OnRefused,
     DEFAULT_MAX_IN_FLIGHT, MAX_BODY_BYTES, MUTATE_PATH,
 };
 pub use serve::{serve, shutdown_signal, Listeners};

@@ -19,6 +19,7 @@ use axum::Router;
 
 use crate::admission::response;
 use crate::admission::wire::ReviewVersion;
+use crate::metrics::Outcome;
 use crate::review::ReviewHandler;
 
 /// The path the MutatingWebhookConfiguration points at (same as upstream).
@@ -42,33 +43,43 @@ pub fn router(handler: Arc<dyn ReviewHandler>) -> Router {
 /// As [`router`], shedding reviews beyond `max_in_flight` with an immediate 429 before their body
 /// is read: under a burst a fast refusal beats a queue that outlives the API server's timeout.
 pub fn router_with_limit(handler: Arc<dyn ReviewHandler>, max_in_flight: usize) -> Router {
-    router_with_shedding(handler, max_in_flight, Arc::new(|| {}))
+    router_with_refusals(handler, max_in_flight, Arc::new(|_| {}))
 }
 
-/// Called once per shed review, e.g. to count it.
-pub type OnShed = Arc<dyn Fn() + Send + Sync>;
+/// Called once for every review the server answers instead of the handler (shed, body refused,
+/// handler panicked), with how it ended, e.g. to count it: the handler counts the others.
+pub type OnRefused = Arc<dyn Fn(Outcome) + Send + Sync>;
 
-/// As [`router_with_limit`], calling `on_shed` for every review it refuses.
-pub fn router_with_shedding(
+/// As [`router_with_limit`], calling `on_refused` for every review answered without the handler.
+pub fn router_with_refusals(
     handler: Arc<dyn ReviewHandler>,
     max_in_flight: usize,
-    on_shed: OnShed,
+    on_refused: OnRefused,
 ) -> Router {
     let in_flight = Arc::new(InFlight {
         current: AtomicUsize::new(0),
         limit: max_in_flight.max(1),
-        on_shed,
+        on_refused: on_refused.clone(),
     });
     Router::new()
         .route(MUTATE_PATH, post(mutate))
         .route_layer(middleware::from_fn_with_state(in_flight, shed))
-        .with_state(handler)
+        .with_state(Mutate {
+            handler,
+            on_refused,
+        })
 }
 
 struct InFlight {
     current: AtomicUsize,
     limit: usize,
-    on_shed: OnShed,
+    on_refused: OnRefused,
+}
+
+#[derive(Clone)]
+struct Mutate {
+    handler: Arc<dyn ReviewHandler>,
+    on_refused: OnRefused,
 }
 
 /// Releases the slot however the request ends, including a dropped connection.
@@ -84,7 +95,7 @@ async fn shed(State(in_flight): State<Arc<InFlight>>, request: Request, next: Ne
     let before = in_flight.current.fetch_add(1, Ordering::AcqRel);
     let _slot = Slot(&in_flight.current);
     if before >= in_flight.limit {
-        (in_flight.on_shed)();
+        (in_flight.on_refused)(Outcome::Shed);
         tracing::warn!(
             limit = in_flight.limit,
             "admission review shed: too many in flight"
@@ -100,12 +111,22 @@ async fn shed(State(in_flight): State<Arc<InFlight>>, request: Request, next: Ne
     next.run(request).await
 }
 
-async fn mutate(State(handler): State<Arc<dyn ReviewHandler>>, uri: Uri, body: Body) -> Response {
+async fn mutate(
+    State(Mutate {
+        handler,
+        on_refused,
+    }): State<Mutate>,
+    uri: Uri,
+    body: Body,
+) -> Response {
     let arrived = Instant::now();
     let budget = uri.query().and_then(budget_from_query);
     let body = match read_body(body, budget).await {
         Ok(body) => body,
-        Err(refusal) => return refusal,
+        Err((outcome, refusal)) => {
+            on_refused(outcome);
+            return refusal;
+        }
     };
     // The API server's clock started before the body arrived: the handler gets what is left, so a
     // slowly sent body cannot push the answer past the API server's timeout.
@@ -129,6 +150,7 @@ async fn mutate(State(handler): State<Arc<dyn ReviewHandler>>, uri: Uri, body: B
         }
         Err(panic) => {
             let what = panic_message(panic.as_ref());
+            on_refused(Outcome::HandlerPanicked);
             tracing::error!(panic = %what, "admission handler panicked");
             admission_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -174,27 +196,31 @@ pub fn parse_duration(value: &str) -> Option<Duration> {
 
 /// Reads the whole body within the budget (at most [`BODY_READ_TIMEOUT`]): a body that never
 /// arrives must not hold an in-flight slot for as long as its connection lives. Too large is 413,
-/// too slow 408, broken off 400, each answered as an AdmissionReview.
-async fn read_body(body: Body, budget: Option<Duration>) -> Result<Bytes, Response> {
+/// too slow 408, broken off 400, each answered as an AdmissionReview and returned with the outcome
+/// it is counted as.
+async fn read_body(body: Body, budget: Option<Duration>) -> Result<Bytes, (Outcome, Response)> {
     let limit = budget.map_or(BODY_READ_TIMEOUT, |b| b.min(BODY_READ_TIMEOUT));
     let read = tokio::time::timeout(limit, Limited::new(body, MAX_BODY_BYTES).collect()).await;
-    let (status, message) = match read {
+    let (outcome, status, message) = match read {
         Ok(Ok(collected)) => return Ok(collected.to_bytes()),
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => (
+            Outcome::BodyTooLarge,
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("request entity is too large; limit is {MAX_BODY_BYTES} bytes"),
         ),
         Ok(Err(e)) => (
+            Outcome::Malformed,
             StatusCode::BAD_REQUEST,
             format!("cannot read request body: {e}"),
         ),
         Err(_) => (
+            Outcome::BodyTimeout,
             StatusCode::REQUEST_TIMEOUT,
             format!("request body not received within {} ms", limit.as_millis()),
         ),
     };
     tracing::warn!(status = status.as_u16(), %message, "admission request body rejected");
-    Err(admission_error(status, message))
+    Err((outcome, admission_error(status, message)))
 }
 
 /// An AdmissionReview-shaped refusal for failures that happen before (or instead of) the

@@ -8,7 +8,7 @@ use std::time::Duration;
 use azwi_webhook::app::{self, BoundListeners, StartupError};
 use azwi_webhook::config::{LogLevel, MetricsBackend, ServeConfig, TlsMinVersion};
 use azwi_webhook::mutate::settings::RbacCheck;
-use azwi_webhook::mutate::settings::{ProxySettings, Settings};
+use azwi_webhook::mutate::settings::{ClusterCa, IdentityBinding, ProxySettings, Settings};
 use serde_json::{json, Value};
 
 /// A running webhook and the means to stop it.
@@ -29,6 +29,31 @@ pub fn settings() -> Settings {
         identity_binding: None,
         proxy: ProxySettings::default(),
     }
+}
+
+/// [`settings`] with identity binding on (switch `azure.workload.identity/use-identity-binding`),
+/// a token proxy, and the cluster CA projected from ConfigMap `kube-root-ca.crt`.
+pub fn identity_binding_settings() -> Settings {
+    Settings {
+        identity_binding: Some(IdentityBinding {
+            switch_key: "azure.workload.identity/use-identity-binding".into(),
+            audience: "api://AKSIdentityBinding".into(),
+            token_proxy: "https://proxy.example:443".into(),
+            sni_name: "sni.example".into(),
+            ca: ClusterCa::ConfigMap("kube-root-ca.crt".into()),
+        }),
+        ..settings()
+    }
+}
+
+/// A pod in namespace `ns` selected by the webhook, with service account `workload` (the one
+/// `FakeApiServer::start_with_workload` holds) and one container `app`.
+pub fn workload_pod() -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"generateName": "web-", "namespace": "ns", "labels": {"azure.workload.identity/use": "true"}},
+        "spec": {"serviceAccountName": "workload", "containers": [{"name": "app", "image": "app"}]}
+    })
 }
 
 fn listener() -> TcpListener {
@@ -52,6 +77,7 @@ pub fn serve_config(cert_dir: &Path, provided_certs: bool, pod_namespace: &str) 
         metrics_backend: MetricsBackend::Prometheus,
         log_level: LogLevel::Unset,
         shutdown_delay: Duration::from_millis(50),
+        shutdown_drain_timeout: Duration::from_secs(15),
         rbac_check: RbacCheck::Deny,
         max_in_flight_reviews: 1000,
         pod_namespace: pod_namespace.into(),
@@ -105,6 +131,28 @@ impl TestApp {
         crate::tls_support::eventually(within, || async { self.readyz().await == Some(200) }).await
     }
 
+    /// Scrapes `/metrics` and sums the samples of `family` carrying every `label="value"` given.
+    pub async fn metric(&self, family: &str, labels: &[&str]) -> u64 {
+        crate::tls_support::scrape_metric(self.metrics_addr, family, labels).await
+    }
+
+    /// Posts an AdmissionReview body to the admission path over TLS (trusting `ca_pem`) with a 10 s
+    /// budget; returns the HTTP status and the parsed JSON answer.
+    pub async fn review(
+        &self,
+        ca_pem: &str,
+        http: crate::tls_support::Http,
+        body: &[u8],
+    ) -> (u16, Value) {
+        let (status, answer, _) =
+            crate::tls_support::post(self.addr, ca_pem, "/mutate-v1-pod?timeout=10s", body, http)
+                .await
+                .expect("request");
+        let parsed = serde_json::from_slice(&answer)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&answer)));
+        (status, parsed)
+    }
+
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()
     }
@@ -134,6 +182,19 @@ pub fn pod_review(api_version: &str, uid: &str, object: &Value) -> Vec<u8> {
         }
     }))
     .expect("json")
+}
+
+/// `object` with the JSON Patch of an admission `response` applied.
+pub fn apply_patch(response: &Value, object: &Value) -> Value {
+    use base64::Engine;
+    let encoded = response["response"]["patch"].as_str().expect("a patch");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .expect("base64");
+    let patch: json_patch::Patch = serde_json::from_slice(&bytes).expect("patch");
+    let mut patched = object.clone();
+    json_patch::patch(&mut patched, &patch).expect("applies");
+    patched
 }
 
 /// VmRSS of this process in KiB (a test's server and clients together).

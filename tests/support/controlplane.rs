@@ -17,7 +17,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 
 use super::process::{start_serve, Running};
-use super::tls_support::{eventually, generate_ca_and_leaf, TestPki};
+use super::tls_support::{eventually, generate_ca_and_leaf, metric_sum, TestPki};
 
 /// Where the webhook's Service DNS name resolves to loopback for kube-apiserver (e2e/cluster.sh).
 pub const WEBHOOK_NAMESPACE: &str = "azure-workload-identity-system";
@@ -517,17 +517,6 @@ impl E2eWebhook {
     pub async fn metric(&self, family: &str, labels: &[&str]) -> u64 {
         metric_sum(&self.running.metrics().await, family, labels)
     }
-}
-
-fn metric_sum(text: &str, family: &str, labels: &[&str]) -> u64 {
-    text.lines()
-        .filter(|line| {
-            line.strip_prefix(family)
-                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
-        })
-        .filter(|line| labels.iter().all(|l| line.contains(l)))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
 }
 
 /// Reads a file the suite keeps beside the tests.

@@ -318,6 +318,26 @@ pub async fn get_plain(addr: SocketAddr, path: &str) -> Result<(u16, String), Bo
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
+/// Sum of the samples of `family` in a Prometheus text scrape whose labels include every
+/// `label="value"` of `labels` (all of the family's samples when `labels` is empty).
+pub fn metric_sum(text: &str, family: &str, labels: &[&str]) -> u64 {
+    text.lines()
+        .filter(|line| {
+            line.strip_prefix(family)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter(|line| labels.iter().all(|l| line.contains(l)))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// Scrapes `GET /metrics` on the plain-HTTP metrics listener at `addr` and sums like [`metric_sum`].
+pub async fn scrape_metric(addr: SocketAddr, family: &str, labels: &[&str]) -> u64 {
+    let (status, text) = get_plain(addr, "/metrics").await.expect("scrape /metrics");
+    assert_eq!(status, 200, "{text}");
+    metric_sum(&text, family, labels)
+}
+
 /// A running `serve()` bound to loopback ports, with an injectable shutdown trigger.
 pub struct TestServer {
     pub addr: SocketAddr,

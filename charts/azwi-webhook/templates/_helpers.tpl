@@ -98,6 +98,32 @@ empty, and refuses to start when exactly one is.
 {{- $port | int }}
 {{- end }}
 
+{{/* Milliseconds in a duration the schema accepts (`0`, `500ms`, `1m30s`, ...). */}}
+{{- define "azwi.durationMillis" -}}
+{{- $total := 0 }}
+{{- range regexFindAll "[0-9]+(ms|s|m|h)" . -1 }}
+{{- $n := regexFind "^[0-9]+" . | int64 }}
+{{- $unit := trimPrefix (regexFind "^[0-9]+" .) . }}
+{{- $total = add $total (mul $n (get (dict "ms" 1 "s" 1000 "m" 60000 "h" 3600000) $unit)) }}
+{{- end }}
+{{- $total }}
+{{- end }}
+
+{{/*
+The grace period the webhook needs after SIGTERM: shutdownDelay + shutdownDrainTimeout + 2 s to
+exit (the same rule as `serve --termination-grace-period`), in whole seconds; fails when
+terminationGracePeriodSeconds is shorter, since the kubelet would kill the webhook mid-drain.
+*/}}
+{{- define "azwi.terminationGracePeriodSeconds" -}}
+{{- $millis := add (include "azwi.durationMillis" .Values.shutdownDelay | int64) (include "azwi.durationMillis" .Values.shutdownDrainTimeout | int64) 2000 }}
+{{- $needed := div (add $millis 999) 1000 }}
+{{- $grace := .Values.terminationGracePeriodSeconds | int64 }}
+{{- if lt $grace $needed }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) is too short for shutdownDelay (%s) + shutdownDrainTimeout (%s) + 2s to exit: set it to at least %d, or shorten the delay or the drain" $grace .Values.shutdownDelay .Values.shutdownDrainTimeout $needed) }}
+{{- end }}
+{{- $grace }}
+{{- end }}
+
 {{/* The webhook image reference; a `sha256:` release is a digest. */}}
 {{- define "azwi.image" -}}
 {{- $repo := .Values.image.repository }}
