@@ -78,6 +78,7 @@ pub fn settings(native_sidecars: bool) -> Settings {
             image: "proxy:1".into(),
             init_image: "proxy-init:1".into(),
             log_level: "info".into(),
+            ..ProxySettings::default()
         },
         native_sidecars,
     }
