@@ -666,6 +666,8 @@ BINARY_MUTATIONS: List[Tuple[str, str, Callable[[List[dict]], None], str]] = [
     ("retired cloud", "defaults",
      lambda o: vm._set(vm._get(o, "ConfigMap"), "data.AZURE_ENVIRONMENT", "AzureGermanCloud"), "refuses"),
     ("flag the binary does not know", "defaults", lambda o: vm._ctr(o)["args"].append("--no-such-flag"), "refuses"),
+    ("proxy CPU request above its limit", "proxy-resources",
+     lambda o: vm._set(vm._get(o, "ConfigMap"), "data.PROXY_CPU_REQUEST", "2"), "refuses"),
 ]
 
 
