@@ -70,6 +70,7 @@ CASES: List[Tuple[str, str, str, str, List[str]]] = [
     ("service-monitor", "service-monitor.yaml", "azwi-webhook", NS,
      ["webhook", "defaults", "self-managed-rbac", "prometheus"]),
     ("secret-mtls", "secret-mtls.yaml", "azwi-webhook", NS, ["webhook"]),
+    ("proxy-resources", "proxy-resources.yaml", "azwi-webhook", NS, ["webhook", "defaults", "self-managed-rbac"]),
 ]
 
 # Leaf keys of the upstream chart's values.yaml (v1.6.0, the latest release), plus the two keys its
@@ -288,6 +289,13 @@ def check_values_applied(c: vm.Checker, values: dict, release: str) -> None:
          "terminationGracePeriodSeconds")
     same(data.get("PROXY_IMAGE"), values["proxySidecar"]["image"] or None, "proxySidecar.image", cm)
     same(data.get("PROXY_INIT_IMAGE"), values["proxySidecar"]["initImage"] or None, "proxySidecar.initImage", cm)
+    for prefix, key in (("PROXY", "resources"), ("PROXY_INIT", "initResources")):
+        configured = values["proxySidecar"].get(key) or {}
+        for kind in ("request", "limit"):
+            for resource in ("cpu", "memory"):
+                want = (configured.get(f"{kind}s") or {}).get(resource)
+                same(data.get(f"{prefix}_{resource}_{kind}".upper()), None if want is None else quantity_text(want),
+                     f"proxySidecar.{key}.{kind}s.{resource}", cm)
     ca = values["clientCA"]
     want_ca = f"/client-ca/{ca['key']}" if (ca["configMapName"] or ca["secretName"]) else (ca["file"] or None)
     same(arg("client-ca-file"), want_ca, "clientCA")
@@ -341,6 +349,13 @@ def check_values_applied(c: vm.Checker, values: dict, release: str) -> None:
         same(mons, [], "metrics.serviceMonitor disabled")
 
     same(c.find("Namespace"), [], "a Helm release must not own its namespace")
+
+
+def quantity_text(value: Any) -> str:
+    """A quantity as the ConfigMap must carry it: whole numbers without exponent or `.0`."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def dig_dict(obj: Any, *path: Any) -> dict:
@@ -410,7 +425,7 @@ def schema_leaves(schema: dict, prefix: str = "") -> List[str]:
     for k, sub in (schema.get("properties") or {}).items():
         path = f"{prefix}{k}"
         if sub.get("type") == "object" and sub.get("properties") and sub.get("additionalProperties") is False \
-                and k not in ("affinity", "resources", "mutatingWebhookNamespaceSelector", "issuerRef"):
+                and k not in ("affinity", "resources", "initResources", "mutatingWebhookNamespaceSelector", "issuerRef"):
             out += schema_leaves(sub, path + ".")
         else:
             out.append(path)
@@ -428,8 +443,12 @@ def schema_type(sub: dict) -> str:
 
 
 def schema_at(schema: dict, path: str) -> dict:
+    root = schema
     for p in path.split("."):
         schema = (schema.get("properties") or {}).get(p, {})
+        ref = schema.get("$ref", "")
+        if ref.startswith("#/definitions/"):
+            schema = (root.get("definitions") or {}).get(ref.rsplit("/", 1)[1], {})
     return schema
 
 
@@ -627,6 +646,12 @@ MUTATIONS: List[Tuple[str, str, Callable[[List[dict]], None], str]] = [
      "caBundle must not be rendered"),
     ("release owns a Namespace", "defaults",
      lambda o: o.append({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}}), "namespace"),
+    ("proxy init request not in the ConfigMap", "proxy-resources",
+     lambda o: vm._get(o, "ConfigMap")["data"].pop("PROXY_INIT_MEMORY_REQUEST"),
+     "proxySidecar.initResources.requests.memory"),
+    ("whole-number quantity rendered as a float", "proxy-resources",
+     lambda o: vm._set(vm._get(o, "ConfigMap"), "data.PROXY_MEMORY_REQUEST", "1.073741824e+09"),
+     "proxySidecar.resources.requests.memory"),
     ("CTB selector changed", "binding-ctb",
      lambda o: vm._set(vm._get(o, "ConfigMap"), "data.AZURE_KUBERNETES_CA_CTB_LABEL_SELECTOR", "{}"),
      "azureKubernetesCACTBLabelSelector"),
@@ -653,6 +678,8 @@ BINARY_MUTATIONS: List[Tuple[str, str, Callable[[List[dict]], None], str]] = [
     ("delay + drain longer than the grace period", "defaults",
      lambda o: vm._set(vm._ctr(o), "args", ["--shutdown-delay=30s" if a.startswith("--shutdown-delay=") else a
                                             for a in vm._ctr(o)["args"]]), "refuses"),
+    ("proxy CPU request above its limit", "proxy-resources",
+     lambda o: vm._set(vm._get(o, "ConfigMap"), "data.PROXY_CPU_REQUEST", "2"), "refuses"),
 ]
 
 

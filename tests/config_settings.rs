@@ -10,7 +10,8 @@ use azwi_webhook::config::{
     ServeConfig, TlsMinVersion, DEFAULT_PROXY_IMAGE, DEFAULT_PROXY_INIT_IMAGE,
 };
 use azwi_webhook::mutate::settings::{
-    ClusterCa, IdentityBinding, ProxySettings, RbacCheck, Settings,
+    ClusterCa, ContainerResources, IdentityBinding, ProxySettings, RbacCheck, ResourceList,
+    Settings,
 };
 use clap::Parser;
 use serde_json::json;
@@ -74,6 +75,8 @@ fn defaults_give_documented_settings_and_serve_config() {
                 image: DEFAULT_PROXY_IMAGE.into(),
                 init_image: DEFAULT_PROXY_INIT_IMAGE.into(),
                 log_level: String::new(),
+                resources: ContainerResources::default(),
+                init_resources: ContainerResources::default(),
             },
         }
     );
@@ -297,6 +300,94 @@ fn environment_fills_settings() {
     );
 }
 
+fn quantities(cpu: Option<&str>, memory: Option<&str>) -> ResourceList {
+    ResourceList {
+        cpu: cpu.map(str::to_owned),
+        memory: memory.map(str::to_owned),
+    }
+}
+
+/// (environment, expected sidecar resources, expected init container resources)
+type ResourceCase = (
+    &'static [(&'static str, &'static str)],
+    ContainerResources,
+    ContainerResources,
+);
+
+#[test]
+fn proxy_resources_come_from_the_environment() {
+    let none = ContainerResources::default;
+    let cases: [ResourceCase; 6] = [
+        (&[], none(), none()),
+        // Empty ConfigMap values mean unset, as for every other variable.
+        (
+            &[("PROXY_CPU_REQUEST", ""), ("PROXY_INIT_MEMORY_LIMIT", "")],
+            none(),
+            none(),
+        ),
+        (
+            &[
+                ("PROXY_CPU_REQUEST", "10m"),
+                ("PROXY_MEMORY_REQUEST", "16Mi"),
+            ],
+            ContainerResources {
+                requests: quantities(Some("10m"), Some("16Mi")),
+                ..none()
+            },
+            none(),
+        ),
+        (
+            &[
+                ("PROXY_INIT_CPU_REQUEST", "0.01"),
+                ("PROXY_INIT_MEMORY_REQUEST", "8Mi"),
+                ("PROXY_INIT_CPU_LIMIT", "100m"),
+                ("PROXY_INIT_MEMORY_LIMIT", "32Mi"),
+            ],
+            none(),
+            ContainerResources {
+                requests: quantities(Some("0.01"), Some("8Mi")),
+                limits: quantities(Some("100m"), Some("32Mi")),
+            },
+        ),
+        // A request equal to its limit (in other units) is fine; a limit alone is fine.
+        (
+            &[
+                ("PROXY_CPU_REQUEST", "1"),
+                ("PROXY_CPU_LIMIT", "1000m"),
+                ("PROXY_MEMORY_LIMIT", "1Gi"),
+            ],
+            ContainerResources {
+                requests: quantities(Some("1"), None),
+                limits: quantities(Some("1000m"), Some("1Gi")),
+            },
+            none(),
+        ),
+        // The sidecar's request is compared with the sidecar's limit, not the init container's.
+        (
+            &[
+                ("PROXY_MEMORY_REQUEST", "64Mi"),
+                ("PROXY_INIT_MEMORY_LIMIT", "16Mi"),
+            ],
+            ContainerResources {
+                requests: quantities(None, Some("64Mi")),
+                ..none()
+            },
+            ContainerResources {
+                limits: quantities(None, Some("16Mi")),
+                ..none()
+            },
+        ),
+    ];
+    for (pairs, sidecar, init) in cases {
+        let proxy = settings(&[], pairs).proxy;
+        assert_eq!(
+            (proxy.resources, proxy.init_resources),
+            (sidecar, init),
+            "{pairs:?}"
+        );
+    }
+}
+
 #[test]
 fn config_prefixed_variables_are_ignored() {
     let mut e = env(&[("CONFIG_AZURE_TENANT_ID", "other")]);
@@ -359,6 +450,13 @@ fn every_error_names_its_flag_or_variable() {
         (vec![], vec![("AZURE_KUBERNETES_CA_CTB_LABEL_SELECTOR", "{}")], vec!["AZURE_KUBERNETES_CA_CTB_LABEL_SELECTOR is set but AZURE_KUBERNETES_CA_CTB_SIGNER_NAME is not"]),
         (vec![], vec![("AZURE_KUBERNETES_CA_CTB_SIGNER_NAME", "a.io/s"), ("AZURE_KUBERNETES_CA_CTB_LABEL_SELECTOR", "{")], vec!["AZURE_KUBERNETES_CA_CTB_LABEL_SELECTOR", "invalid JSON"]),
         (vec![], vec![("AZURE_KUBERNETES_CA_CTB_SIGNER_NAME", "a.io/s"), ("AZURE_KUBERNETES_CA_CTB_LABEL_SELECTOR", r#"{"matchExpressions":[{"key":"k","operator":"In"}]}"#)], vec!["AZURE_KUBERNETES_CA_CTB_LABEL_SELECTOR", "In needs values"]),
+        (vec![], vec![("PROXY_CPU_REQUEST", "100 m")], vec!["PROXY_CPU_REQUEST \"100 m\"", "resource quantity", "suffix"]),
+        (vec![], vec![("PROXY_MEMORY_LIMIT", "64MB")], vec!["PROXY_MEMORY_LIMIT \"64MB\"", "suffix \"MB\"", "no limit"]),
+        (vec![], vec![("PROXY_INIT_CPU_LIMIT", "-1")], vec!["PROXY_INIT_CPU_LIMIT", "negative"]),
+        (vec![], vec![("PROXY_INIT_MEMORY_REQUEST", "lots")], vec!["PROXY_INIT_MEMORY_REQUEST", "number", "no request"]),
+        (vec![], vec![("PROXY_CPU_REQUEST", "2"), ("PROXY_CPU_LIMIT", "1500m")], vec!["PROXY_CPU_REQUEST \"2\" is above PROXY_CPU_LIMIT \"1500m\""]),
+        (vec![], vec![("PROXY_MEMORY_REQUEST", "1G"), ("PROXY_MEMORY_LIMIT", "900Mi")], vec!["PROXY_MEMORY_REQUEST \"1G\" is above PROXY_MEMORY_LIMIT \"900Mi\""]),
+        (vec![], vec![("PROXY_INIT_MEMORY_REQUEST", "65Mi"), ("PROXY_INIT_MEMORY_LIMIT", "64Mi")], vec!["PROXY_INIT_MEMORY_REQUEST", "above PROXY_INIT_MEMORY_LIMIT"]),
         (vec![], vec![("POD_NAMESPACE", "Bad")], vec!["POD_NAMESPACE \"Bad\""]),
         (vec!["--custom-token-endpoint-annotation-suffix="], vec![], vec!["--custom-token-endpoint-annotation-suffix is empty but --custom-token-endpoint-audience is set"]),
         (vec!["--custom-token-endpoint-audience="], vec![], vec!["--custom-token-endpoint-audience is empty but --custom-token-endpoint-annotation-suffix is set"]),

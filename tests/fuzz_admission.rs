@@ -64,6 +64,7 @@ fn admitter(native: bool) -> Admitter {
             image: "proxy:1".into(),
             init_image: "proxy-init:1".into(),
             log_level: "info".into(),
+            ..ProxySettings::default()
         },
     };
     Admitter::new(

@@ -79,6 +79,7 @@ pub fn settings() -> Settings {
             image: "proxy:1".into(),
             init_image: "proxy-init:1".into(),
             log_level: "info".into(),
+            ..ProxySettings::default()
         },
     }
 }

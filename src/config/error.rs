@@ -121,6 +121,28 @@ pub enum ConfigError {
         needed_secs: u64,
     },
 
+    #[error(
+        "{var} {value:?} is not a Kubernetes resource quantity: {reason} (e.g. 100m, 0.5, 64Mi, 1Gi; \
+         leave it unset for no {kind})"
+    )]
+    ResourceQuantity {
+        var: &'static str,
+        value: String,
+        reason: String,
+        kind: &'static str,
+    },
+
+    #[error(
+        "{request_var} {request:?} is above {limit_var} {limit:?}; the API server refuses a container \
+         whose request exceeds its limit"
+    )]
+    RequestAboveLimit {
+        request_var: &'static str,
+        request: String,
+        limit_var: &'static str,
+        limit: String,
+    },
+
     #[error("--dns-name {value:?} is not a valid DNS name: {reason}")]
     DnsName { value: String, reason: String },
 }

@@ -24,6 +24,8 @@ pub mod env;
 mod error;
 mod mutation;
 mod names;
+mod quantity;
+mod resources;
 mod selector;
 mod serve;
 mod shutdown;

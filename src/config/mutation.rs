@@ -8,6 +8,7 @@ use super::cli::MutationArgs;
 use super::env::{self, EnvSource};
 use super::error::ConfigError;
 use super::names::{dns_subdomain, qualified_name};
+use super::resources::{self, container_resources};
 use super::selector::parse_label_selector;
 use super::values::log_level;
 use crate::cloud::Cloud;
@@ -65,6 +66,8 @@ pub fn build_settings(args: &MutationArgs, env: &dyn EnvSource) -> Result<Settin
                 .non_empty(env::PROXY_INIT_IMAGE)
                 .unwrap_or_else(|| DEFAULT_PROXY_INIT_IMAGE.to_owned()),
             log_level: log_level(&args.log_level)?.as_str().to_owned(),
+            resources: container_resources(env, resources::PROXY)?,
+            init_resources: container_resources(env, resources::PROXY_INIT)?,
         },
         // Needs the API server version; `serve` sets it after discovery, offline `inject` stays classic.
     })

@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use crate::mutate::settings::ContainerResources;
+
 /// One JSON Patch operation. `remove` only ever takes back a value this webhook injected itself.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PatchOp {
@@ -151,6 +153,9 @@ pub struct Container {
     pub env: Vec<EnvVar>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<ContainerPort>,
+    /// `None` when no request or limit is configured, so that no `resources` field is emitted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ContainerResources>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<Lifecycle>,
     pub security_context: SecurityContext,

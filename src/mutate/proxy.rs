@@ -1,7 +1,7 @@
 //! The optional proxy sidecar (`azwi-proxy`) and its iptables init container (`azwi-proxy-init`),
 //! injected when the pod asks for them with `inject-proxy-sidecar: "true"`.
 
-use crate::mutate::settings::Settings;
+use crate::mutate::settings::{ContainerResources, Settings};
 
 use super::denial::Denial;
 use super::identity::parse_int;
@@ -200,6 +200,7 @@ impl Proxy<'_> {
                 value: self.port.to_string(),
             }],
             ports: Vec::new(),
+            resources: configured(&self.settings.proxy.init_resources),
             lifecycle: None,
             // Installs iptables rules in the pod's network namespace.
             security_context: SecurityContext {
@@ -233,6 +234,7 @@ impl Proxy<'_> {
             ports: vec![ContainerPort {
                 container_port: self.port,
             }],
+            resources: configured(&self.settings.proxy.resources),
             // The kubelet starts the containers after this one only once the probe sees the proxy answer.
             lifecycle: Some(Lifecycle {
                 post_start: LifecycleHandler {
@@ -255,6 +257,11 @@ impl Proxy<'_> {
             restart_policy: self.native_sidecars.then_some("Always"),
         }
     }
+}
+
+/// Upstream injects no `resources`; the field appears only when the webhook is configured with some.
+fn configured(resources: &ContainerResources) -> Option<ContainerResources> {
+    (!resources.is_empty()).then(|| resources.clone())
 }
 
 fn has(list: Option<&[ContainerView<'_>]>, name: &str) -> bool {

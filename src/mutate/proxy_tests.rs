@@ -9,7 +9,7 @@ use super::tests::{
 };
 use super::*;
 use crate::mutate::denial::DenyReason;
-use crate::mutate::settings::ProxySettings;
+use crate::mutate::settings::{ContainerResources, ProxySettings, ResourceList};
 
 const IMAGE: &str = "example.test/proxy:v1";
 const INIT_IMAGE: &str = "example.test/proxy-init:v1";
@@ -20,6 +20,7 @@ fn proxy_settings(native: bool) -> (Settings, Runtime) {
             image: IMAGE.into(),
             init_image: INIT_IMAGE.into(),
             log_level: "debug".into(),
+            ..ProxySettings::default()
         },
         ..settings()
     };
@@ -521,6 +522,89 @@ fn empty_log_level_passes_info() {
         expected_sidecar(8000, "info", false),
         "W21"
     );
+}
+
+fn quantities(cpu: Option<&str>, memory: Option<&str>) -> ResourceList {
+    ResourceList {
+        cpu: cpu.map(str::to_owned),
+        memory: memory.map(str::to_owned),
+    }
+}
+
+/// (sidecar settings, init settings, the sidecar's expected `resources`, the init container's)
+type ResourcesCase = (ContainerResources, ContainerResources, Value, Value);
+
+#[test]
+fn proxy_containers_get_only_the_configured_resources() {
+    let none = ContainerResources::default;
+    let requests_only = ContainerResources {
+        requests: quantities(Some("10m"), Some("16Mi")),
+        ..none()
+    };
+    let limits_only = ContainerResources {
+        limits: quantities(None, Some("64Mi")),
+        ..none()
+    };
+    let full = ContainerResources {
+        requests: quantities(Some("50m"), Some("32Mi")),
+        limits: quantities(Some("1"), Some("128Mi")),
+    };
+    let cases: [ResourcesCase; 5] = [
+        (none(), none(), Value::Null, Value::Null),
+        (
+            requests_only.clone(),
+            none(),
+            json!({"requests": {"cpu": "10m", "memory": "16Mi"}}),
+            Value::Null,
+        ),
+        (
+            none(),
+            limits_only,
+            Value::Null,
+            json!({"limits": {"memory": "64Mi"}}),
+        ),
+        (
+            full.clone(),
+            requests_only,
+            json!({"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"cpu": "1", "memory": "128Mi"}}),
+            json!({"requests": {"cpu": "10m", "memory": "16Mi"}}),
+        ),
+        (
+            ContainerResources {
+                requests: quantities(Some("0.1"), None),
+                limits: quantities(None, Some("1Gi")),
+            },
+            full,
+            json!({"requests": {"cpu": "0.1"}, "limits": {"memory": "1Gi"}}),
+            json!({"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"cpu": "1", "memory": "128Mi"}}),
+        ),
+    ];
+    for (sidecar, init, want_sidecar, want_init) in cases {
+        for native in [true, false] {
+            let mut settings = proxy_settings(native);
+            settings.0.proxy.resources = sidecar.clone();
+            settings.0.proxy.init_resources = init.clone();
+            let input = proxied(one_container());
+            let (output, _) = run(&settings, &input, &default_sa());
+            let sidecar_field = if native {
+                "initContainers"
+            } else {
+                "containers"
+            };
+            let label = format!("native {native}, {sidecar:?}, {init:?}");
+            let injected_sidecar = find(&output, sidecar_field, "azwi-proxy");
+            let injected_init = find(&output, "initContainers", "azwi-proxy-init");
+            assert_eq!(injected_sidecar["resources"], want_sidecar, "{label}");
+            assert_eq!(injected_init["resources"], want_init, "{label}");
+            // Nothing else about the containers changes.
+            let mut without = injected_sidecar.clone();
+            if let Some(fields) = without.as_object_mut() {
+                fields.remove("resources");
+            }
+            assert_eq!(without, expected_sidecar(8000, "debug", native), "{label}");
+            assert_reinvocation_is_a_no_op(&settings, &input, &default_sa());
+        }
+    }
 }
 
 /// (native, list holding the user container, its `ports`, port annotation, refused)

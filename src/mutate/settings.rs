@@ -55,12 +55,49 @@ pub enum ClusterCa {
     },
 }
 
-/// Proxy sidecar settings (`PROXY_IMAGE`, `PROXY_INIT_IMAGE`, `--log-level`).
+/// Proxy sidecar settings (`PROXY_IMAGE`, `PROXY_INIT_IMAGE`, `PROXY_[INIT_]{CPU,MEMORY}_{REQUEST,LIMIT}`,
+/// `--log-level`).
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ProxySettings {
     pub image: String,
     pub init_image: String,
     pub log_level: String,
+    /// Requests and limits of the `azwi-proxy` container.
+    pub resources: ContainerResources,
+    /// Requests and limits of the `azwi-proxy-init` container.
+    pub init_resources: ContainerResources,
+}
+
+/// Requests and limits of an injected container, as validated quantity strings. Serialised as the
+/// container's `resources`, with only the quantities that are set: none set means no `resources`
+/// field at all, which is what upstream injects.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct ContainerResources {
+    #[serde(skip_serializing_if = "ResourceList::is_empty")]
+    pub requests: ResourceList,
+    #[serde(skip_serializing_if = "ResourceList::is_empty")]
+    pub limits: ResourceList,
+}
+
+impl ContainerResources {
+    pub fn is_empty(&self) -> bool {
+        self.requests.is_empty() && self.limits.is_empty()
+    }
+}
+
+/// CPU and memory quantities of a `requests` or `limits` map; `None` is left out.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+pub struct ResourceList {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+}
+
+impl ResourceList {
+    pub fn is_empty(&self) -> bool {
+        self.cpu.is_none() && self.memory.is_none()
+    }
 }
 
 /// What to do when the identity-binding RBAC check says a pod's service account is not authorised.
