@@ -33,13 +33,12 @@ use axum::Router;
 use azwi_webhook::admission::Admitter;
 use azwi_webhook::app::{self, BoundListeners};
 use azwi_webhook::config::{LogLevel, MetricsBackend, ServeConfig, TlsMinVersion};
-use azwi_webhook::k8s::service_accounts::{LookupError, ServiceAccounts};
+use azwi_webhook::k8s::service_accounts::InMemoryServiceAccounts;
 use azwi_webhook::metrics::Metrics;
 use azwi_webhook::mutate::service_account::ServiceAccountMeta;
 use azwi_webhook::mutate::settings::RbacCheck;
 use azwi_webhook::server::{self, Listeners, Readiness, ServeOptions};
 use azwi_webhook::tls::{self, CertReloader, CertResolver};
-use futures::future::BoxFuture;
 use rustls_pki_types::pem::PemObject;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -197,28 +196,6 @@ async fn webhook(args: &Args) -> Result<(), Error> {
     Ok(())
 }
 
-/// Service accounts held in memory, as a warm metadata cache holds them.
-struct InMemory(HashMap<(String, String), Arc<ServiceAccountMeta>>);
-
-impl ServiceAccounts for InMemory {
-    fn get<'a>(
-        &'a self,
-        namespace: &'a str,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<Arc<ServiceAccountMeta>, LookupError>> {
-        let found = self
-            .0
-            .get(&(namespace.to_owned(), name.to_owned()))
-            .cloned();
-        Box::pin(async move {
-            found.ok_or_else(|| LookupError::NotFound {
-                namespace: namespace.to_owned(),
-                name: name.to_owned(),
-            })
-        })
-    }
-}
-
 /// The TLS configuration `app::serve` builds, from the certificates in `dir`.
 fn tls_config(dir: &Path) -> Result<Arc<rustls::ServerConfig>, Error> {
     let provider = tls::provider();
@@ -270,18 +247,17 @@ async fn webhook_in_memory(args: &Args) -> Result<(), Error> {
             let annotations = [("azure.workload.identity/client-id".to_owned(), client_id(i))]
                 .into_iter()
                 .collect();
-            let meta = ServiceAccountMeta {
-                namespace: namespace.clone(),
-                name: name.clone(),
+            ServiceAccountMeta {
+                namespace,
+                name,
                 annotations,
-            };
-            ((namespace, name), Arc::new(meta))
+            }
         })
-        .collect();
+        .collect::<InMemoryServiceAccounts>();
     let metrics = Metrics::new()?;
     let admitter = Arc::new(Admitter::new(
         Arc::new(fixtures::settings()),
-        Arc::new(InMemory(accounts)),
+        Arc::new(accounts),
         metrics.clone(),
     ));
     serve_app(args, server::router(admitter), Some(metrics)).await
@@ -291,14 +267,9 @@ async fn noop(args: &Args) -> Result<(), Error> {
     // The real answer to the typical review, computed once: same size, same content type.
     let admitter = Admitter::new(
         Arc::new(fixtures::settings()),
-        Arc::new(InMemory(
-            [(
-                ("shop".to_owned(), "checkout".to_owned()),
-                Arc::new(fixtures::service_account()),
-            )]
-            .into_iter()
-            .collect(),
-        )),
+        Arc::new(InMemoryServiceAccounts::from_iter([
+            fixtures::service_account(),
+        ])),
         Metrics::new()?,
     );
     let reply = Bytes::from(admitter.admit(&fixtures::typical_review(), None).await.body);

@@ -168,10 +168,7 @@ pub async fn serve(
     let listeners = Listeners {
         webhook: bound.webhook,
         tls: tls_config,
-        app: server::router_with_refusals(admitter, config.max_in_flight_reviews, {
-            let metrics = metrics.clone();
-            Arc::new(move |outcome| metrics.record_refused(outcome))
-        }),
+        app: server::router_with_limit(admitter, config.max_in_flight_reviews),
         plain: vec![
             (bound.health, server::health_router(readiness.clone())),
             (bound.metrics, crate::metrics::router(metrics)),

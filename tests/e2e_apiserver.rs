@@ -599,6 +599,16 @@ async fn proxy_sidecar_is_native_on_a_current_server() {
 struct AddContainer;
 
 impl azwi_webhook::review::ReviewHandler for AddContainer {
+    fn refuse(
+        &self,
+
+        refusal: azwi_webhook::review::Refusal,
+
+        message: &str,
+    ) -> azwi_webhook::review::ReviewReply {
+        azwi_webhook::admission::refusal_reply(refusal, message)
+    }
+
     fn review(
         &self,
         body: bytes::Bytes,

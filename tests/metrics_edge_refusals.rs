@@ -12,9 +12,11 @@ mod tls_support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use azwi_webhook::admission::Admitter;
+use azwi_webhook::k8s::service_accounts::InMemoryServiceAccounts;
 use azwi_webhook::metrics::Metrics;
-use azwi_webhook::review::{ReviewHandler, ReviewReply};
-use azwi_webhook::server::{router_with_refusals, Readiness, ServeOptions, DEFAULT_MAX_IN_FLIGHT};
+use azwi_webhook::review::{Refusal, ReviewHandler, ReviewReply};
+use azwi_webhook::server::{router_with_limit, Readiness, ServeOptions, DEFAULT_MAX_IN_FLIGHT};
 use azwi_webhook::tls::TlsMinVersion;
 use bytes::Bytes;
 use fake_apiserver::FakeApiServer;
@@ -173,10 +175,15 @@ async fn handled_and_refused_requests_add_up() {
     running.app.stop().await;
 }
 
-/// Panics inside the review: the server answers 500 for it.
-struct Panics;
+/// Panics inside the review; everything else is the webhook's own handler, which answers (and
+/// counts) the 500 the server refuses the request with.
+struct Panics(Admitter);
 
 impl ReviewHandler for Panics {
+    fn refuse(&self, refusal: Refusal, message: &str) -> ReviewReply {
+        self.0.refuse(refusal, message)
+    }
+
     fn review(&self, _: Bytes, _: Option<Duration>) -> BoxFuture<'_, ReviewReply> {
         Box::pin(async { panic!("boom") })
     }
@@ -186,12 +193,12 @@ impl ReviewHandler for Panics {
 async fn handler_panics_are_counted_as_denied_handler_panicked() {
     let pki = generate_ca_and_leaf(&["localhost"]);
     let metrics = Metrics::new().expect("metrics");
-    let counted = metrics.clone();
-    let app = router_with_refusals(
-        Arc::new(Panics),
-        DEFAULT_MAX_IN_FLIGHT,
-        Arc::new(move |outcome| counted.record_refused(outcome)),
+    let admitter = Admitter::new(
+        Arc::new(test_app::settings()),
+        Arc::new(InMemoryServiceAccounts::default()),
+        metrics.clone(),
     );
+    let app = router_with_limit(Arc::new(Panics(admitter)), DEFAULT_MAX_IN_FLIGHT);
     let options = ServeOptions {
         shutdown_delay: Duration::ZERO,
         ..ServeOptions::default()

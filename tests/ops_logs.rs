@@ -10,11 +10,10 @@ mod tls_support;
 use std::sync::Arc;
 
 use azwi_webhook::admission::Admitter;
-use azwi_webhook::k8s::service_accounts::{LookupError, ServiceAccounts};
+use azwi_webhook::k8s::service_accounts::InMemoryServiceAccounts;
 use azwi_webhook::metrics::Metrics;
 use azwi_webhook::mutate::service_account::ServiceAccountMeta;
 use azwi_webhook::mutate::settings::{ClusterCa, IdentityBinding, ProxySettings, Settings};
-use futures::future::BoxFuture;
 use log_buffer::Buffer;
 use serde_json::{json, Value};
 use tracing_subscriber::EnvFilter;
@@ -23,27 +22,6 @@ use tracing_subscriber::EnvFilter;
 const SECRET_ENV: &str = "hunter2-do-not-log-0f9e8d7c";
 /// Likewise for an annotation value.
 const SECRET_ANNOTATION: &str = "annotation-secret-5a4b3c2d";
-
-struct OneAccount(Arc<ServiceAccountMeta>);
-
-impl ServiceAccounts for OneAccount {
-    fn get<'a>(
-        &'a self,
-        namespace: &'a str,
-        name: &'a str,
-    ) -> BoxFuture<'a, Result<Arc<ServiceAccountMeta>, LookupError>> {
-        Box::pin(async move {
-            if (namespace, name) == (self.0.namespace.as_str(), self.0.name.as_str()) {
-                Ok(self.0.clone())
-            } else {
-                Err(LookupError::NotFound {
-                    namespace: namespace.into(),
-                    name: name.into(),
-                })
-            }
-        })
-    }
-}
 
 /// Identity binding on, with the cluster CA configured inline (`AZURE_KUBERNETES_CA_DATA`).
 fn admitter(ca_pem: &str) -> Admitter {
@@ -67,7 +45,7 @@ fn admitter(ca_pem: &str) -> Admitter {
     };
     Admitter::new(
         Arc::new(settings),
-        Arc::new(OneAccount(Arc::new(account))),
+        Arc::new(InMemoryServiceAccounts::from_iter([account])),
         Metrics::new().expect("metrics"),
     )
 }

@@ -21,6 +21,16 @@ struct Recorder {
 }
 
 impl ReviewHandler for Recorder {
+    fn refuse(
+        &self,
+
+        refusal: azwi_webhook::review::Refusal,
+
+        message: &str,
+    ) -> azwi_webhook::review::ReviewReply {
+        azwi_webhook::admission::refusal_reply(refusal, message)
+    }
+
     fn review(&self, body: Bytes, budget: Option<Duration>) -> BoxFuture<'_, ReviewReply> {
         self.budgets.lock().unwrap().push(budget);
         Box::pin(async move {
@@ -79,6 +89,14 @@ async fn post_mutate_passes_body_to_handler_and_answers_json() {
 async fn handler_status_is_passed_through() {
     struct Status418;
     impl ReviewHandler for Status418 {
+        fn refuse(
+            &self,
+            refusal: azwi_webhook::review::Refusal,
+            message: &str,
+        ) -> azwi_webhook::review::ReviewReply {
+            azwi_webhook::admission::refusal_reply(refusal, message)
+        }
+
         fn review(&self, _: Bytes, _: Option<Duration>) -> BoxFuture<'_, ReviewReply> {
             Box::pin(async {
                 ReviewReply {
@@ -287,6 +305,14 @@ fn registering_a_check_twice_returns_the_same_check() {
 async fn panicking_handler_gets_500_admission_review() {
     struct Panics;
     impl ReviewHandler for Panics {
+        fn refuse(
+            &self,
+            refusal: azwi_webhook::review::Refusal,
+            message: &str,
+        ) -> azwi_webhook::review::ReviewReply {
+            azwi_webhook::admission::refusal_reply(refusal, message)
+        }
+
         fn review(&self, _: Bytes, _: Option<Duration>) -> BoxFuture<'_, ReviewReply> {
             Box::pin(async { panic!("boom") })
         }
@@ -315,6 +341,16 @@ struct Gate {
 }
 
 impl ReviewHandler for Gate {
+    fn refuse(
+        &self,
+
+        refusal: azwi_webhook::review::Refusal,
+
+        message: &str,
+    ) -> azwi_webhook::review::ReviewReply {
+        azwi_webhook::admission::refusal_reply(refusal, message)
+    }
+
     fn review(&self, body: Bytes, _: Option<Duration>) -> BoxFuture<'_, ReviewReply> {
         self.entered
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);

@@ -23,6 +23,16 @@ struct Gated {
 }
 
 impl ReviewHandler for Gated {
+    fn refuse(
+        &self,
+
+        refusal: azwi_webhook::review::Refusal,
+
+        message: &str,
+    ) -> azwi_webhook::review::ReviewReply {
+        azwi_webhook::admission::refusal_reply(refusal, message)
+    }
+
     fn review(&self, body: Bytes, _: Option<Duration>) -> BoxFuture<'_, ReviewReply> {
         Box::pin(async move {
             let _ = self.started.send(());

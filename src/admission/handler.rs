@@ -13,11 +13,11 @@ use crate::mutate::denial::{Denial, DenyReason};
 use crate::mutate::service_account::ServiceAccountMeta;
 use crate::mutate::settings::Settings;
 use crate::mutate::{self, patch, view::PodView, Runtime};
-use crate::review::{ReviewHandler, ReviewReply};
+use crate::review::{Refusal, ReviewHandler, ReviewReply};
 
 use super::rbac::RbacStep;
 use super::response;
-use super::wire::{self, Object, Review};
+use super::wire::{self, Object, Review, ReviewVersion};
 
 /// The API server's default webhook timeout, used when the request carries no `?timeout=`.
 const DEFAULT_BUDGET: Duration = Duration::from_secs(10);
@@ -266,5 +266,31 @@ fn pod_namespace<'p>(pod: &'p PodView<'_>) -> Option<&'p str> {
 impl ReviewHandler for Admitter {
     fn review(&self, body: Bytes, budget: Option<Duration>) -> BoxFuture<'_, ReviewReply> {
         Box::pin(async move { self.admit(&body, budget).await })
+    }
+
+    /// Counted like every other review (no namespace or duration is known), and answered as an
+    /// AdmissionReview with no `uid` to echo.
+    fn refuse(&self, refusal: Refusal, message: &str) -> ReviewReply {
+        self.metrics.record_refused(refused_outcome(refusal));
+        refusal_reply(refusal, message)
+    }
+}
+
+fn refused_outcome(refusal: Refusal) -> Outcome {
+    match refusal {
+        Refusal::Shed => Outcome::Shed,
+        Refusal::BodyTooLarge => Outcome::BodyTooLarge,
+        Refusal::BodyTimeout => Outcome::BodyTimeout,
+        Refusal::BodyUnreadable => Outcome::Malformed,
+        Refusal::HandlerPanicked => Outcome::HandlerPanicked,
+    }
+}
+
+/// The AdmissionReview answering a request the server refused itself.
+pub fn refusal_reply(refusal: Refusal, message: &str) -> ReviewReply {
+    let status = refusal.status();
+    ReviewReply {
+        status,
+        body: response::refused(ReviewVersion::V1, "", status, message, &[]),
     }
 }

@@ -6,7 +6,7 @@ pub mod rbac;
 pub mod response;
 pub mod wire;
 
-pub use handler::Admitter;
+pub use handler::{refusal_reply, Admitter};
 
 #[cfg(test)]
 mod tests;

@@ -29,3 +29,38 @@ pub trait ServiceAccounts: Send + Sync + 'static {
         name: &'a str,
     ) -> BoxFuture<'a, Result<Arc<ServiceAccountMeta>, LookupError>>;
 }
+
+/// A fixed set of service accounts held in memory: for offline runs, load tools and tests.
+#[derive(Debug, Default, Clone)]
+pub struct InMemoryServiceAccounts {
+    accounts: std::collections::HashMap<(String, String), Arc<ServiceAccountMeta>>,
+}
+
+impl FromIterator<ServiceAccountMeta> for InMemoryServiceAccounts {
+    fn from_iter<I: IntoIterator<Item = ServiceAccountMeta>>(accounts: I) -> Self {
+        let accounts = accounts
+            .into_iter()
+            .map(|sa| ((sa.namespace.clone(), sa.name.clone()), Arc::new(sa)))
+            .collect();
+        InMemoryServiceAccounts { accounts }
+    }
+}
+
+impl ServiceAccounts for InMemoryServiceAccounts {
+    fn get<'a>(
+        &'a self,
+        namespace: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Arc<ServiceAccountMeta>, LookupError>> {
+        let found = self
+            .accounts
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .cloned();
+        Box::pin(async move {
+            found.ok_or_else(|| LookupError::NotFound {
+                namespace: namespace.to_owned(),
+                name: name.to_owned(),
+            })
+        })
+    }
+}

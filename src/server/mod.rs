@@ -10,8 +10,8 @@ use std::time::Duration;
 
 pub use health::{health_router, Readiness, ReadinessCheck};
 pub use routes::{
-    budget_from_query, parse_duration, router, router_with_limit, router_with_refusals, OnRefused,
-    DEFAULT_MAX_IN_FLIGHT, MAX_BODY_BYTES, MUTATE_PATH,
+    budget_from_query, parse_duration, router, router_with_limit, DEFAULT_MAX_IN_FLIGHT,
+    MAX_BODY_BYTES, MUTATE_PATH,
 };
 pub use serve::{serve, shutdown_signal, Listeners};
 

@@ -17,10 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 
-use crate::admission::response;
-use crate::admission::wire::ReviewVersion;
-use crate::metrics::Outcome;
-use crate::review::ReviewHandler;
+use crate::review::{Refusal, ReviewHandler, ReviewReply};
 
 /// The path the MutatingWebhookConfiguration points at (same as upstream).
 pub const MUTATE_PATH: &str = "/mutate-v1-pod";
@@ -42,44 +39,23 @@ pub fn router(handler: Arc<dyn ReviewHandler>) -> Router {
 
 /// As [`router`], shedding reviews beyond `max_in_flight` with an immediate 429 before their body
 /// is read: under a burst a fast refusal beats a queue that outlives the API server's timeout.
+/// Every request the server refuses itself is answered through [`ReviewHandler::refuse`].
 pub fn router_with_limit(handler: Arc<dyn ReviewHandler>, max_in_flight: usize) -> Router {
-    router_with_refusals(handler, max_in_flight, Arc::new(|_| {}))
-}
-
-/// Called once for every review the server answers instead of the handler (shed, body refused,
-/// handler panicked), with how it ended, e.g. to count it: the handler counts the others.
-pub type OnRefused = Arc<dyn Fn(Outcome) + Send + Sync>;
-
-/// As [`router_with_limit`], calling `on_refused` for every review answered without the handler.
-pub fn router_with_refusals(
-    handler: Arc<dyn ReviewHandler>,
-    max_in_flight: usize,
-    on_refused: OnRefused,
-) -> Router {
     let in_flight = Arc::new(InFlight {
         current: AtomicUsize::new(0),
         limit: max_in_flight.max(1),
-        on_refused: on_refused.clone(),
+        handler: handler.clone(),
     });
     Router::new()
         .route(MUTATE_PATH, post(mutate))
         .route_layer(middleware::from_fn_with_state(in_flight, shed))
-        .with_state(Mutate {
-            handler,
-            on_refused,
-        })
+        .with_state(handler)
 }
 
 struct InFlight {
     current: AtomicUsize,
     limit: usize,
-    on_refused: OnRefused,
-}
-
-#[derive(Clone)]
-struct Mutate {
     handler: Arc<dyn ReviewHandler>,
-    on_refused: OnRefused,
 }
 
 /// Releases the slot however the request ends, including a dropped connection.
@@ -95,38 +71,25 @@ async fn shed(State(in_flight): State<Arc<InFlight>>, request: Request, next: Ne
     let before = in_flight.current.fetch_add(1, Ordering::AcqRel);
     let _slot = Slot(&in_flight.current);
     if before >= in_flight.limit {
-        (in_flight.on_refused)(Outcome::Shed);
         tracing::warn!(
             limit = in_flight.limit,
             "admission review shed: too many in flight"
         );
-        return admission_error(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "the webhook is already handling {} admission reviews; retry shortly",
-                in_flight.limit
-            ),
+        let message = format!(
+            "the webhook is already handling {} admission reviews; retry shortly",
+            in_flight.limit
         );
+        return reply(in_flight.handler.refuse(Refusal::Shed, &message));
     }
     next.run(request).await
 }
 
-async fn mutate(
-    State(Mutate {
-        handler,
-        on_refused,
-    }): State<Mutate>,
-    uri: Uri,
-    body: Body,
-) -> Response {
+async fn mutate(State(handler): State<Arc<dyn ReviewHandler>>, uri: Uri, body: Body) -> Response {
     let arrived = Instant::now();
     let budget = uri.query().and_then(budget_from_query);
     let body = match read_body(body, budget).await {
         Ok(body) => body,
-        Err((outcome, refusal)) => {
-            on_refused(outcome);
-            return refusal;
-        }
+        Err((refusal, message)) => return reply(handler.refuse(refusal, &message)),
     };
     // The API server's clock started before the body arrived: the handler gets what is left, so a
     // slowly sent body cannot push the answer past the API server's timeout.
@@ -143,19 +106,12 @@ async fn mutate(
     })
     .await;
     match outcome {
-        Ok(reply) => {
-            let status =
-                StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            json(status, reply.body)
-        }
+        Ok(answer) => reply(answer),
         Err(panic) => {
             let what = panic_message(panic.as_ref());
-            on_refused(Outcome::HandlerPanicked);
             tracing::error!(panic = %what, "admission handler panicked");
-            admission_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("internal error: admission handler panicked: {what}"),
-            )
+            let message = format!("internal error: admission handler panicked: {what}");
+            reply(handler.refuse(Refusal::HandlerPanicked, &message))
         }
     }
 }
@@ -196,42 +152,35 @@ pub fn parse_duration(value: &str) -> Option<Duration> {
 
 /// Reads the whole body within the budget (at most [`BODY_READ_TIMEOUT`]): a body that never
 /// arrives must not hold an in-flight slot for as long as its connection lives. Too large is 413,
-/// too slow 408, broken off 400, each answered as an AdmissionReview and returned with the outcome
-/// it is counted as.
-async fn read_body(body: Body, budget: Option<Duration>) -> Result<Bytes, (Outcome, Response)> {
+/// too slow 408, broken off 400: the refusal and its message, for the handler to answer.
+async fn read_body(body: Body, budget: Option<Duration>) -> Result<Bytes, (Refusal, String)> {
     let limit = budget.map_or(BODY_READ_TIMEOUT, |b| b.min(BODY_READ_TIMEOUT));
     let read = tokio::time::timeout(limit, Limited::new(body, MAX_BODY_BYTES).collect()).await;
-    let (outcome, status, message) = match read {
+    let (refusal, message) = match read {
         Ok(Ok(collected)) => return Ok(collected.to_bytes()),
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => (
-            Outcome::BodyTooLarge,
-            StatusCode::PAYLOAD_TOO_LARGE,
+            Refusal::BodyTooLarge,
             format!("request entity is too large; limit is {MAX_BODY_BYTES} bytes"),
         ),
         Ok(Err(e)) => (
-            Outcome::Malformed,
-            StatusCode::BAD_REQUEST,
+            Refusal::BodyUnreadable,
             format!("cannot read request body: {e}"),
         ),
         Err(_) => (
-            Outcome::BodyTimeout,
-            StatusCode::REQUEST_TIMEOUT,
+            Refusal::BodyTimeout,
             format!("request body not received within {} ms", limit.as_millis()),
         ),
     };
-    tracing::warn!(status = status.as_u16(), %message, "admission request body rejected");
-    Err((outcome, admission_error(status, message)))
+    tracing::warn!(status = refusal.status(), %message, "admission request body rejected");
+    Err((refusal, message))
 }
 
-/// An AdmissionReview-shaped refusal for failures that happen before (or instead of) the
-/// handler's own answer; there is no request to echo, so `uid` is empty.
-fn admission_error(status: StatusCode, message: String) -> Response {
-    json(
+fn reply(reply: ReviewReply) -> Response {
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
         status,
-        response::refused(ReviewVersion::V1, "", status.as_u16(), &message, &[]),
+        [(header::CONTENT_TYPE, "application/json")],
+        reply.body,
     )
-}
-
-fn json(status: StatusCode, body: Vec<u8>) -> Response {
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+        .into_response()
 }

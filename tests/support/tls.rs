@@ -413,6 +413,16 @@ pub fn static_tls(
 pub struct Echo;
 
 impl azwi_webhook::review::ReviewHandler for Echo {
+    fn refuse(
+        &self,
+
+        refusal: azwi_webhook::review::Refusal,
+
+        message: &str,
+    ) -> azwi_webhook::review::ReviewReply {
+        azwi_webhook::admission::refusal_reply(refusal, message)
+    }
+
     fn review(
         &self,
         body: Bytes,
