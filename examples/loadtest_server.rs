@@ -32,7 +32,7 @@ use axum::routing::post;
 use axum::Router;
 use azwi_webhook::admission::Admitter;
 use azwi_webhook::app::{self, BoundListeners};
-use azwi_webhook::config::{LogLevel, MetricsBackend, ServeConfig, TlsMinVersion};
+use azwi_webhook::config::{LogLevel, ServeConfig, TlsMinVersion};
 use azwi_webhook::k8s::service_accounts::InMemoryServiceAccounts;
 use azwi_webhook::metrics::Metrics;
 use azwi_webhook::mutate::service_account::ServiceAccountMeta;
@@ -170,7 +170,6 @@ async fn webhook(args: &Args) -> Result<(), Error> {
         client_ca_file: None,
         health_addr: args.addr("health-addr")?,
         metrics_addr: args.addr("metrics-addr")?,
-        metrics_backend: MetricsBackend::Prometheus,
         log_level: LogLevel::Unset,
         shutdown_delay: Duration::from_millis(0),
         shutdown_drain_timeout: Duration::from_secs(15),

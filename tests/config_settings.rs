@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use azwi_webhook::config::{
-    build_settings, load_serve, Cli, Command, ConfigError, LogLevel, MetricsBackend, ServeArgs,
-    ServeConfig, TlsMinVersion, DEFAULT_PROXY_IMAGE, DEFAULT_PROXY_INIT_IMAGE,
+    build_settings, load_serve, Cli, Command, ConfigError, LogLevel, ServeArgs, ServeConfig,
+    TlsMinVersion, DEFAULT_PROXY_IMAGE, DEFAULT_PROXY_INIT_IMAGE,
 };
 use azwi_webhook::mutate::settings::{
     ClusterCa, ContainerResources, IdentityBinding, ProxySettings, RbacCheck, ResourceList,
@@ -91,7 +91,6 @@ fn defaults_give_documented_settings_and_serve_config() {
             client_ca_file: None,
             health_addr: any(9440),
             metrics_addr: any(8095),
-            metrics_backend: MetricsBackend::Prometheus,
             log_level: LogLevel::Unset,
             shutdown_delay: Duration::from_secs(5),
             shutdown_drain_timeout: Duration::from_secs(15),

@@ -4,12 +4,10 @@
 //! objects offline.
 
 #[path = "support/fake_apiserver.rs"]
-#[allow(dead_code)]
 mod fake_apiserver;
 #[path = "support/app.rs"]
 mod test_app;
 #[path = "support/tls.rs"]
-#[allow(dead_code)]
 mod tls_support;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -38,4 +38,4 @@ pub use error::{ConfigError, EXIT_CODE};
 pub use mutation::{build_settings, DEFAULT_PROXY_IMAGE, DEFAULT_PROXY_INIT_IMAGE};
 pub use serve::{load_serve, ServeConfig, SERVICE_NAME};
 pub use shutdown::{ShutdownTiming, SHUTDOWN_EXIT_MARGIN};
-pub use values::{ipv4_fallback, LogLevel, MetricsBackend, TlsMinVersion};
+pub use values::{ipv4_fallback, LogLevel, TlsMinVersion};

@@ -12,9 +12,9 @@ use super::resources::{self, container_resources};
 use super::selector::parse_label_selector;
 use super::values::log_level;
 use crate::cloud::Cloud;
+use crate::mutate::names::IDENTITY_BINDING_KEY_PREFIX;
 use crate::mutate::settings::{
     ClusterCa, IdentityBinding, ProxySettings, Settings, DEFAULT_AUDIENCE,
-    IDENTITY_BINDING_KEY_PREFIX,
 };
 
 /// Proxy sidecar image when `PROXY_IMAGE` is unset or empty (upstream derives it from its build version).

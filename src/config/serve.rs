@@ -11,7 +11,7 @@ use super::error::ConfigError;
 use super::mutation::build_settings;
 use super::names::{dns_label, dns_subdomain};
 use super::shutdown::ShutdownTiming;
-use super::values::{self, LogLevel, MetricsBackend, TlsMinVersion};
+use super::values::{self, LogLevel, TlsMinVersion};
 use crate::mutate::settings::RbacCheck;
 use crate::mutate::settings::Settings;
 
@@ -30,7 +30,6 @@ pub struct ServeConfig {
     pub client_ca_file: Option<PathBuf>,
     pub health_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
-    pub metrics_backend: MetricsBackend,
     pub log_level: LogLevel,
     pub shutdown_delay: Duration,
     /// After the delay, in-flight requests get at most this long before connections are cut.
@@ -56,6 +55,7 @@ pub fn load_serve(
     let settings = build_settings(&args.mutation, env)?;
     let pod_namespace = checked_pod_namespace(env)?;
     let shutdown = ShutdownTiming::from_args(args)?;
+    values::metrics_backend(&args.metrics_backend)?;
     let config = ServeConfig {
         webhook_addr: values::listen_addr("--webhook-addr", &args.webhook_addr)?,
         webhook_cert_dir: args.webhook_cert_dir.clone(),
@@ -64,7 +64,6 @@ pub fn load_serve(
         client_ca_file: args.client_ca_file.clone(),
         health_addr: values::listen_addr("--health-addr", &args.health_addr)?,
         metrics_addr: values::listen_addr("--metrics-addr", &args.metrics_addr)?,
-        metrics_backend: values::metrics_backend(&args.metrics_backend)?,
         log_level: values::log_level(&args.mutation.log_level)?,
         shutdown_delay: shutdown.delay,
         shutdown_drain_timeout: shutdown.drain,

@@ -11,12 +11,6 @@ use crate::mutate::settings::RbacCheck;
 /// The TLS listener's own type: config only decides which value the flag gives.
 pub use crate::tls::TlsMinVersion;
 
-/// Metrics exposition format; upstream also only accepted Prometheus.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MetricsBackend {
-    Prometheus,
-}
-
 /// `--log-level`: the webhook's verbosity, also passed on to the proxy sidecar.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogLevel {
@@ -65,10 +59,11 @@ pub fn tls_min_version(value: &str) -> Result<TlsMinVersion, ConfigError> {
     }
 }
 
-/// Case-insensitive, as upstream.
-pub fn metrics_backend(value: &str) -> Result<MetricsBackend, ConfigError> {
+/// `--metrics-backend`: only Prometheus exists (upstream too), so there is nothing to choose, only a
+/// value to check. Case-insensitive, as upstream.
+pub fn metrics_backend(value: &str) -> Result<(), ConfigError> {
     if value.eq_ignore_ascii_case("prometheus") {
-        Ok(MetricsBackend::Prometheus)
+        Ok(())
     } else {
         Err(ConfigError::MetricsBackend {
             value: value.to_owned(),
@@ -216,10 +211,7 @@ mod tests {
 
     #[test]
     fn closed_sets_are_case_insensitive_and_name_their_flag() {
-        assert_eq!(
-            metrics_backend("Prometheus"),
-            Ok(MetricsBackend::Prometheus)
-        );
+        assert_eq!(metrics_backend("Prometheus"), Ok(()));
         assert!(metrics_backend("otlp")
             .err()
             .is_some_and(|e| e.to_string().starts_with("--metrics-backend \"otlp\"")));

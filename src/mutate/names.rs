@@ -1,5 +1,11 @@
 //! Pod-facing names: labels, annotations, env vars and paths, as the upstream webhook spells them.
 
+/// Every label and annotation of this webhook starts with it.
+pub const ANNOTATION_PREFIX: &str = "azure.workload.identity/";
+/// Prefix of the identity-binding switch key; the suffix comes from
+/// `--custom-token-endpoint-annotation-suffix`.
+pub const IDENTITY_BINDING_KEY_PREFIX: &str = "azure.workload.identity/use-";
+
 pub const USE_LABEL: &str = "azure.workload.identity/use";
 pub const CLIENT_ID_ANNOTATION: &str = "azure.workload.identity/client-id";
 pub const TENANT_ID_ANNOTATION: &str = "azure.workload.identity/tenant-id";

@@ -4,9 +4,6 @@
 pub const DEFAULT_AUDIENCE: &str = "api://AzureADTokenExchange";
 /// Default token audience for identity binding.
 pub const DEFAULT_IDENTITY_BINDING_AUDIENCE: &str = "api://AKSIdentityBinding";
-/// Prefix of the identity-binding switch key; the suffix comes from
-/// `--custom-token-endpoint-annotation-suffix`.
-pub const IDENTITY_BINDING_KEY_PREFIX: &str = "azure.workload.identity/use-";
 
 /// Everything the mutation core needs from the webhook's configuration.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,6 +8,7 @@ use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::names::ANNOTATION_PREFIX;
 use super::ContainerGroup;
 
 /// A string borrowed from the request body when it has no escapes, owned otherwise.
@@ -57,9 +58,6 @@ impl StrMap<'_> {
     }
 }
 
-/// The prefix of every annotation and label the webhook reads.
-const KEPT_KEY_PREFIX: &str = "azure.workload.identity/";
-
 impl<'de: 'a, 'a> Deserialize<'de> for StrMap<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct MapVisitor;
@@ -71,7 +69,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for StrMap<'a> {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut entries = Vec::new();
                 while let Some(key) = map.next_key::<Str<'de>>()? {
-                    if key.as_str().starts_with(KEPT_KEY_PREFIX) {
+                    if key.as_str().starts_with(ANNOTATION_PREFIX) {
                         entries.push((key, map.next_value::<Str<'de>>()?));
                     } else {
                         map.next_value::<IgnoredAny>()?;

@@ -1,7 +1,6 @@
 //! The rustls server configuration for the webhook listener.
 
 use std::path::Path;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
@@ -28,19 +27,6 @@ impl TlsMinVersion {
         match self {
             Self::V1_2 => BOTH,
             Self::V1_3 => ONLY_13,
-        }
-    }
-}
-
-impl FromStr for TlsMinVersion {
-    type Err = TlsError;
-
-    /// Accepts `1.2` / `1.3` (and `VersionTLS12` / `VersionTLS13` as Go spells them).
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim() {
-            "1.2" | "VersionTLS12" => Ok(Self::V1_2),
-            "1.3" | "VersionTLS13" => Ok(Self::V1_3),
-            other => Err(TlsError::UnsupportedMinVersion(other.to_string())),
         }
     }
 }

@@ -43,8 +43,6 @@ pub enum TlsError {
         #[source]
         source: rustls::Error,
     },
-    #[error("--tls-min-version {0:?} is not supported; use 1.2 or 1.3")]
-    UnsupportedMinVersion(String),
     #[error("client CA file {path} is unusable: {message}")]
     ClientCa { path: PathBuf, message: String },
     #[error("cannot build the TLS configuration: {0}")]

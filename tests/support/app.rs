@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use azwi_webhook::app::{self, BoundListeners, StartupError};
-use azwi_webhook::config::{LogLevel, MetricsBackend, ServeConfig, TlsMinVersion};
+use azwi_webhook::config::{LogLevel, ServeConfig, TlsMinVersion};
 use azwi_webhook::mutate::settings::RbacCheck;
 use azwi_webhook::mutate::settings::{ClusterCa, IdentityBinding, ProxySettings, Settings};
 use serde_json::{json, Value};
@@ -74,7 +74,6 @@ pub fn serve_config(cert_dir: &Path, provided_certs: bool, pod_namespace: &str) 
         client_ca_file: None,
         health_addr: unbound,
         metrics_addr: unbound,
-        metrics_backend: MetricsBackend::Prometheus,
         log_level: LogLevel::Unset,
         shutdown_delay: Duration::from_millis(50),
         shutdown_drain_timeout: Duration::from_secs(15),

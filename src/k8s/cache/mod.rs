@@ -31,6 +31,7 @@ use tokio::task::JoinHandle;
 
 use super::live::LiveServiceAccounts;
 use super::service_accounts::{LookupError, ServiceAccounts};
+use crate::mutate::names::ANNOTATION_PREFIX;
 use crate::mutate::service_account::ServiceAccountMeta;
 use futures::future::BoxFuture;
 use index::Index;
@@ -123,7 +124,7 @@ pub struct CacheOptions {
 }
 
 /// The annotations the mutation reads all live under this prefix.
-pub const DEFAULT_ANNOTATION_PREFIX: &str = "azure.workload.identity/";
+pub const DEFAULT_ANNOTATION_PREFIX: &str = ANNOTATION_PREFIX;
 
 impl Default for CacheOptions {
     fn default() -> Self {
