@@ -6,15 +6,18 @@
 
 use std::fs;
 use std::io::Write;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
+    Ia5String, IsCa, KeyPair, SanType, PKCS_ECDSA_P256_SHA256,
 };
 use time::OffsetDateTime;
+
+use super::extensions::{self, KeyUsage};
 
 /// Common name and organisation of the CA, as upstream's rotator names it.
 pub const CA_COMMON_NAME: &str = "azure-workload-identity-ca";
@@ -73,7 +76,13 @@ pub fn generate(dns_names: &[String], now: SystemTime) -> Result<GeneratedCerts,
     }
     let ca = new_ca(now, CA_VALIDITY, BACKDATE)?;
     let not_after = now.checked_add(SERVING_VALIDITY).ok_or(CertsError::Clock)?;
-    let leaf = issue_leaf(&ca.key_pem, dns_names, now, not_after, BACKDATE)?;
+    let leaf = issue_leaf(
+        &SigningCa::own(&ca.key_pem)?,
+        &ServingNames::dns(dns_names),
+        now,
+        not_after,
+        BACKDATE,
+    )?;
     Ok(GeneratedCerts {
         ca_cert_pem: ca.cert_pem,
         ca_key_pem: ca.key_pem,
@@ -112,11 +121,11 @@ fn ca_params() -> CertificateParams {
         .push(DnType::OrganizationName, CA_ORGANIZATION);
     // Path length 0: this CA signs serving certificates only, never another CA.
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    params.custom_extensions = vec![extensions::key_usage(&[
+        KeyUsage::KeyCertSign,
+        KeyUsage::CrlSign,
+        KeyUsage::DigitalSignature,
+    ])];
     params
 }
 
@@ -137,33 +146,80 @@ pub fn new_ca(
     })
 }
 
-/// A serving certificate for `dns_names` (the first is also the common name) with a new key, signed by the
-/// CA whose key is `ca_key_pem` (a CA made by [`new_ca`]), valid from `now - backdate` until `not_after`.
+/// What a serving certificate is issued for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServingNames {
+    /// DNS names (dNSName entries); the first is also the common name.
+    pub dns: Vec<String>,
+    /// IP addresses (iPAddress entries, never dNSName: clients compare an IP only with those).
+    pub ips: Vec<IpAddr>,
+}
+
+impl ServingNames {
+    pub fn dns(names: &[String]) -> Self {
+        Self {
+            dns: names.to_vec(),
+            ips: Vec::new(),
+        }
+    }
+
+    fn subject_alt_names(&self) -> Result<Vec<SanType>, CertsError> {
+        let dns = self
+            .dns
+            .iter()
+            .map(|name| Ok(SanType::DnsName(Ia5String::try_from(name.as_str())?)));
+        let ips = self.ips.iter().map(|ip| Ok(SanType::IpAddress(*ip)));
+        dns.chain(ips).collect()
+    }
+}
+
+/// A CA that signs serving certificates: the name and key identifier rcgen copies into the leaf, and the
+/// CA's key.
+pub struct SigningCa {
+    issuer: rcgen::Certificate,
+    key: KeyPair,
+}
+
+impl SigningCa {
+    /// A CA made by [`new_ca`], from its key alone: the name is always ours (see [`ca_params`]).
+    pub fn own(ca_key_pem: &str) -> Result<Self, CertsError> {
+        let key = KeyPair::from_pem(ca_key_pem)?;
+        // Only the name and key of this throw-away self-signature matter.
+        let issuer = ca_params().self_signed(&key)?;
+        Ok(Self { issuer, key })
+    }
+}
+
+/// A serving certificate for `names` with a new key, signed by `ca`, valid from `now - backdate` until
+/// `not_after`.
 pub fn issue_leaf(
-    ca_key_pem: &str,
-    dns_names: &[String],
+    ca: &SigningCa,
+    names: &ServingNames,
     now: SystemTime,
     not_after: SystemTime,
     backdate: Duration,
 ) -> Result<PemPair, CertsError> {
-    let first = dns_names.first().ok_or(CertsError::NoDnsNames)?;
-    let ca_key = KeyPair::from_pem(ca_key_pem)?;
-    // Only the name and key of this throw-away self-signature matter (see `ca_params`).
-    let issuer = ca_params().self_signed(&ca_key)?;
+    let first = names.dns.first().ok_or(CertsError::NoDnsNames)?;
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
 
-    let mut params = CertificateParams::new(dns_names.to_vec())?;
+    let mut params = CertificateParams::default();
+    params.subject_alt_names = names.subject_alt_names()?;
     params.distinguished_name = DistinguishedName::new();
     params
         .distinguished_name
         .push(DnType::CommonName, first.as_str());
-    params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    // Not `IsCa::ExplicitNoCa`, which encodes `cA FALSE`: see `extensions`.
+    params.is_ca = IsCa::NoCa;
+    params.custom_extensions = vec![
+        extensions::key_usage(&[KeyUsage::DigitalSignature]),
+        extensions::not_a_ca(),
+        extensions::subject_key_identifier(&key.public_key_der()),
+    ];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.use_authority_key_identifier_extension = true;
     params.not_before = at(now.checked_sub(backdate))?;
     params.not_after = at(Some(not_after))?;
-    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-    let cert = params.signed_by(&key, &issuer, &ca_key)?;
+    let cert = params.signed_by(&key, &ca.issuer, &ca.key)?;
     Ok(PemPair {
         cert_pem: cert.pem(),
         key_pem: key.serialize_pem(),

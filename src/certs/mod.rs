@@ -3,12 +3,15 @@
 //! a Secret, the CA bundle in the MutatingWebhookConfiguration, the serving certificate goes straight into
 //! the TLS resolver.
 
+mod extensions;
 pub mod generate;
 pub mod plan;
 pub mod rotate;
 mod secret;
 mod webhook_config;
 
-pub use generate::{generate, write_dev_certs, CertsError, GeneratedCerts};
+pub use generate::{
+    generate, write_dev_certs, CertsError, GeneratedCerts, ServingNames, SigningCa,
+};
 pub use plan::{CertData, Plan, Policy};
 pub use rotate::{start_rotation, RotateError, RotationConfig, Rotator};
