@@ -4,13 +4,9 @@
 //! every current TLS client accept P-256. Validity follows upstream's rotator (CA 10 years, serving
 //! certificate 1 year, both back-dated one hour so a node with a slightly slow clock accepts them at once).
 
-use std::fs;
-use std::io::Write;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use base64::Engine;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
     Ia5String, IsCa, KeyPair, SanType, PKCS_ECDSA_P256_SHA256,
@@ -40,19 +36,12 @@ pub enum CertsError {
     Clock,
     #[error("{0} does not parse as a certificate")]
     Unparsable(&'static str),
-    #[error("cannot write {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 /// A freshly generated CA and serving certificate, all PEM.
 #[derive(Clone)]
 pub struct GeneratedCerts {
     pub ca_cert_pem: String,
-    /// Kept so that a rotator can store it; `write_dev_certs` does not write it.
     pub ca_key_pem: String,
     pub cert_pem: String,
     pub key_pem: String,
@@ -188,6 +177,14 @@ impl SigningCa {
         let issuer = ca_params().self_signed(&key)?;
         Ok(Self { issuer, key })
     }
+
+    /// Any CA: `ca_cert` gives the issuer name and key identifier, `key` signs. The caller checks that
+    /// the certificate is a CA and that the key is its key (see `existing_ca`).
+    pub(super) fn from_certificate(ca_cert: &[u8], key: KeyPair) -> Result<Self, CertsError> {
+        let params = CertificateParams::from_ca_cert_der(&ca_cert.into())?;
+        let issuer = params.self_signed(&key)?;
+        Ok(Self { issuer, key })
+    }
 }
 
 /// A serving certificate for `names` with a new key, signed by `ca`, valid from `now - backdate` until
@@ -228,48 +225,6 @@ pub fn issue_leaf(
 
 fn at(time: Option<SystemTime>) -> Result<OffsetDateTime, CertsError> {
     time.map(OffsetDateTime::from).ok_or(CertsError::Clock)
-}
-
-/// Generates certificates for `dns` and writes `ca.crt`, `tls.crt` and `tls.key` (mode 0600 on Unix) into
-/// `out`, creating it if needed. Returns the base64 CA PEM, ready for a webhook's `clientConfig.caBundle`.
-pub fn write_dev_certs(out: &Path, dns: &[String]) -> Result<String, CertsError> {
-    let certs = generate(dns, SystemTime::now())?;
-    fs::create_dir_all(out).map_err(|source| CertsError::Io {
-        path: out.to_path_buf(),
-        source,
-    })?;
-    write_file(&out.join("ca.crt"), &certs.ca_cert_pem, false)?;
-    write_file(&out.join("tls.crt"), &certs.cert_pem, false)?;
-    write_file(&out.join("tls.key"), &certs.key_pem, true)?;
-    Ok(base64::engine::general_purpose::STANDARD.encode(&certs.ca_cert_pem))
-}
-
-fn write_file(path: &Path, contents: &str, secret: bool) -> Result<(), CertsError> {
-    let io_err = |source| CertsError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        let mode = if secret { 0o600 } else { 0o644 };
-        options.mode(mode);
-        let mut file = options.open(path).map_err(io_err)?;
-        // `mode` only applies to new files; an existing key file must be tightened too.
-        file.set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(io_err)?;
-        file.write_all(contents.as_bytes()).map_err(io_err)?;
-        file.sync_all().map_err(io_err)
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = secret;
-        let mut file = options.open(path).map_err(io_err)?;
-        file.write_all(contents.as_bytes()).map_err(io_err)?;
-        file.sync_all().map_err(io_err)
-    }
 }
 
 #[cfg(test)]
@@ -364,41 +319,5 @@ mod tests {
             generate(&["bad name\u{7f}é".to_owned()], SystemTime::now()),
             Err(CertsError::Generate(_))
         ));
-    }
-
-    #[test]
-    fn writes_files_with_private_key_mode_and_returns_ca_bundle() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let out = dir.path().join("new");
-        let bundle = write_dev_certs(&out, &["a.b.svc".to_owned()]).expect("write");
-        let ca = fs::read_to_string(out.join("ca.crt")).expect("ca.crt");
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(bundle)
-            .expect("base64");
-        assert_eq!(decoded, ca.as_bytes());
-        assert!(fs::read_to_string(out.join("tls.crt"))
-            .expect("tls.crt")
-            .contains("BEGIN CERTIFICATE"));
-        assert!(fs::read_to_string(out.join("tls.key"))
-            .expect("tls.key")
-            .contains("PRIVATE KEY"));
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = |f: &str| {
-                fs::metadata(out.join(f))
-                    .expect("meta")
-                    .permissions()
-                    .mode()
-                    & 0o777
-            };
-            assert_eq!(mode("tls.key"), 0o600);
-            assert_eq!(mode("tls.crt"), 0o644);
-            // Overwriting an existing, too-open key file tightens it.
-            fs::set_permissions(out.join("tls.key"), fs::Permissions::from_mode(0o644))
-                .expect("chmod");
-            write_dev_certs(&out, &["a.b.svc".to_owned()]).expect("rewrite");
-            assert_eq!(mode("tls.key"), 0o600);
-        }
     }
 }

@@ -337,7 +337,7 @@ fn unix(now: SystemTime) -> Result<i64, CertsError> {
 }
 
 /// PEM with 64-character lines, as every PEM reader expects.
-fn pem(label: &str, der: &[u8]) -> String {
+pub(super) fn pem(label: &str, der: &[u8]) -> String {
     let encoded = base64::engine::general_purpose::STANDARD.encode(der);
     let mut out = format!("-----BEGIN {label}-----\n");
     for line in encoded.as_bytes().chunks(64) {
