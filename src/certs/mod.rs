@@ -1,7 +1,8 @@
 //! Serving certificates: generation of a CA and a serving certificate for `azwi-webhook certs` (or of a
 //! serving certificate signed by an existing CA), and self-managed rotation (`serve` without
 //! `--disable-cert-rotation`): the CA and serving certificate live in a Secret, the CA bundle in the
-//! MutatingWebhookConfiguration, the serving certificate goes straight into the TLS resolver.
+//! MutatingWebhookConfiguration (both watched, so changes are repaired within seconds), the serving
+//! certificate goes straight into the TLS resolver.
 
 pub mod cli;
 mod dev_certs;
@@ -11,6 +12,7 @@ pub mod generate;
 pub mod plan;
 pub mod rotate;
 mod secret;
+mod watch;
 mod webhook_config;
 
 pub use dev_certs::{write_dev_certs, DevCerts, DevCertsError, Written};
