@@ -55,3 +55,30 @@ fn the_strict_check_refuses_what_rcgen_writes_by_default() {
     let error = strict_pem(&cert.pem()).expect_err("9-bit KeyUsage");
     assert!(error.contains("KeyUsage"), "{error}");
 }
+
+#[test]
+fn certificates_of_self_managed_rotation_are_strict_der() {
+    use azwi_webhook::certs::{plan::plan, CertData, Policy};
+    let names = vec!["svc.ns.svc".to_owned()];
+    let policy = Policy::default();
+    let provider = azwi_webhook::tls::provider();
+    let first = plan(
+        &CertData::default(),
+        &names,
+        &policy,
+        SystemTime::now(),
+        &provider,
+    )
+    .expect("first plan");
+    // A year on: the leaf is renewed and a new CA published beside the old one.
+    let later = SystemTime::now() + std::time::Duration::from_secs(9 * 365 * 24 * 3600 + 3600);
+    let rotated = plan(&first.data, &names, &policy, later, &provider).expect("rotation plan");
+    for data in [&first.data, &rotated.data] {
+        let cas = strict_pem(&data.ca_crt).expect("CA bundle is strict DER");
+        assert!(cas.iter().all(|ca| ca.is_ca()));
+        let leaf = strict_pem(&data.tls_crt).expect("serving certificate is strict DER");
+        assert!(!leaf[0].is_ca());
+        assert_eq!(leaf[0].dns_names, names);
+    }
+    assert_eq!(strict_pem(&rotated.data.ca_crt).expect("bundle").len(), 2);
+}
