@@ -16,10 +16,10 @@ use std::sync::Arc;
 use azwi_webhook::admission::{response, wire, Admitter};
 use azwi_webhook::k8s::service_accounts::{LookupError, ServiceAccounts};
 use azwi_webhook::mutate::service_account::ServiceAccountMeta;
-use azwi_webhook::mutate::settings::Settings;
 use azwi_webhook::mutate::{self, patch, view::PodView};
-use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use futures::future::BoxFuture;
+use azwi_webhook::mutate::settings::Settings;
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use serde::de::IgnoredAny;
 
 /// Always answers with the same service account, like a warm cache.

@@ -33,13 +33,13 @@ use axum::Router;
 use azwi_webhook::admission::Admitter;
 use azwi_webhook::app::{self, BoundListeners};
 use azwi_webhook::config::{LogLevel, MetricsBackend, ServeConfig, TlsMinVersion};
-use azwi_webhook::k8s::service_accounts::{LookupError, ServiceAccounts};
-use azwi_webhook::metrics::Metrics;
-use azwi_webhook::mutate::service_account::ServiceAccountMeta;
 use azwi_webhook::mutate::settings::RbacCheck;
+use azwi_webhook::k8s::service_accounts::{LookupError, ServiceAccounts};
+use azwi_webhook::mutate::service_account::ServiceAccountMeta;
+use azwi_webhook::metrics::Metrics;
+use futures::future::BoxFuture;
 use azwi_webhook::server::{self, Listeners, Readiness, ServeOptions};
 use azwi_webhook::tls::{self, CertReloader, CertResolver};
-use futures::future::BoxFuture;
 use rustls_pki_types::pem::PemObject;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;

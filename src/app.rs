@@ -8,6 +8,7 @@ use crate::admission::rbac::RbacStep;
 use crate::admission::Admitter;
 use crate::admission::Outcome;
 use crate::certs;
+use crate::mutate::settings::RbacCheck;
 use crate::config::{ipv4_fallback, ServeConfig};
 use crate::k8s::authz::{CacheConfig as AuthzCacheConfig, CachedAuthorizer, SubjectAccessReviews};
 use crate::k8s::cache::{CacheOptions, CachedServiceAccounts, LookupObserver, WatchObserver};
@@ -15,9 +16,8 @@ use crate::k8s::client::{client_from_config, load_config, ClientOptions};
 use crate::k8s::discovery::{Discovery, DiscoveryOptions};
 use crate::k8s::live::LiveServiceAccounts;
 use crate::metrics::Metrics;
-use crate::mutate::settings::RbacCheck;
-use crate::mutate::settings::Settings;
 use crate::server::{self, Listeners, Readiness, ServeOptions};
+use crate::mutate::settings::Settings;
 use crate::tls::{self, CertReloader, CertResolver};
 
 /// Longest wait for in-flight requests after the shutdown delay; an admission answer takes at most

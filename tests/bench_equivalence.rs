@@ -11,8 +11,8 @@ use std::sync::Arc;
 use azwi_webhook::admission::Admitter;
 use azwi_webhook::k8s::service_accounts::{LookupError, ServiceAccounts};
 use azwi_webhook::mutate::service_account::ServiceAccountMeta;
-use base64::Engine;
 use futures::future::BoxFuture;
+use base64::Engine;
 use serde_json::Value;
 
 struct OneServiceAccount(Arc<ServiceAccountMeta>);

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use azwi_webhook::config::{
-    build_settings, load_serve, Cli, Command, ConfigError, LogLevel, MetricsBackend, ServeArgs,
-    ServeConfig, TlsMinVersion, DEFAULT_PROXY_IMAGE, DEFAULT_PROXY_INIT_IMAGE,
+    build_settings, load_serve, Cli, Command, ConfigError, LogLevel, MetricsBackend,
+    ServeArgs, ServeConfig, TlsMinVersion, DEFAULT_PROXY_IMAGE, DEFAULT_PROXY_INIT_IMAGE,
 };
 use azwi_webhook::mutate::settings::{
     ClusterCa, IdentityBinding, ProxySettings, RbacCheck, Settings,

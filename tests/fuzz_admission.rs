@@ -10,9 +10,9 @@ use std::time::Duration;
 use azwi_webhook::admission::Admitter;
 use azwi_webhook::k8s::service_accounts::{LookupError, ServiceAccounts};
 use azwi_webhook::mutate::service_account::ServiceAccountMeta;
+use futures::future::BoxFuture;
 use azwi_webhook::mutate::settings::{ClusterCa, IdentityBinding, ProxySettings, Settings};
 use base64::Engine;
-use futures::future::BoxFuture;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 

@@ -8,13 +8,13 @@ mod fake_apiserver;
 use std::sync::Arc;
 use std::time::Duration;
 
+use azwi_webhook::mutate::settings::RbacCheck;
 use azwi_webhook::k8s::authz::{
     authorize_pod, CacheConfig, CachedAuthorizer, DenialKind, PodAuthorization,
     SubjectAccessReviews, Verdict,
 };
 use azwi_webhook::k8s::client::{client_from_config, ClientOptions};
 use azwi_webhook::mutate::client_ids::ClientIds;
-use azwi_webhook::mutate::settings::RbacCheck;
 use fake_apiserver::{Endpoint, FakeApiServer, Outage, RbacRule};
 use serde_json::json;
 use tokio::time::Instant;
@@ -371,10 +371,10 @@ async fn a_burst_of_one_thousand_pods_makes_one_call() {
 
 #[tokio::test]
 async fn a_pod_is_checked_for_every_client_id_its_containers_present() {
-    use azwi_webhook::mutate::client_ids::identity_binding_client_ids;
     use azwi_webhook::mutate::service_account::ServiceAccountMeta;
-    use azwi_webhook::mutate::settings::{ClusterCa, IdentityBinding, ProxySettings, Settings};
+    use azwi_webhook::mutate::client_ids::identity_binding_client_ids;
     use azwi_webhook::mutate::view::PodView;
+    use azwi_webhook::mutate::settings::{ClusterCa, IdentityBinding, ProxySettings, Settings};
 
     let settings = Settings {
         audience: "api://AzureADTokenExchange".into(),

@@ -11,10 +11,10 @@ use std::sync::Arc;
 
 use azwi_webhook::admission::Admitter;
 use azwi_webhook::k8s::service_accounts::{LookupError, ServiceAccounts};
-use azwi_webhook::metrics::Metrics;
 use azwi_webhook::mutate::service_account::ServiceAccountMeta;
-use azwi_webhook::mutate::settings::{ClusterCa, IdentityBinding, ProxySettings, Settings};
+use azwi_webhook::metrics::Metrics;
 use futures::future::BoxFuture;
+use azwi_webhook::mutate::settings::{ClusterCa, IdentityBinding, ProxySettings, Settings};
 use log_buffer::Buffer;
 use serde_json::{json, Value};
 use tracing_subscriber::EnvFilter;

@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use futures::future::BoxFuture;
 use azwi_webhook::review::{ReviewHandler, ReviewReply};
 use azwi_webhook::server::{
     budget_from_query, health_router, parse_duration, router, Readiness, MAX_BODY_BYTES,
 };
 use bytes::Bytes;
-use futures::future::BoxFuture;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 

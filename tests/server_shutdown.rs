@@ -6,11 +6,11 @@ mod tls_support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use azwi_webhook::review::{ReviewHandler, ReviewReply};
 use azwi_webhook::server::{router, Readiness, ServeOptions};
 use azwi_webhook::tls::TlsMinVersion;
 use bytes::Bytes;
-use futures::future::BoxFuture;
 use tls_support::*;
 use tokio::sync::{mpsc, Semaphore};
 

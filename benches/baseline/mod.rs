@@ -9,9 +9,9 @@
 //! out of scope: no fixture uses them.
 #![allow(dead_code)]
 
+use azwi_webhook::mutate::service_account::ServiceAccountMeta;
 use azwi_webhook::mutate::derived_volume_name;
 use azwi_webhook::mutate::names::*;
-use azwi_webhook::mutate::service_account::ServiceAccountMeta;
 use azwi_webhook::mutate::settings::Settings;
 use base64::Engine;
 use k8s_openapi::api::authentication::v1::UserInfo;

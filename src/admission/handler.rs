@@ -7,12 +7,12 @@ use bytes::Bytes;
 
 use crate::k8s::discovery::Discovery;
 use crate::k8s::service_accounts::{LookupError, ServiceAccounts};
-use crate::metrics::{LookupResult, LookupSource, Metrics};
 use crate::mutate::service_account::ServiceAccountMeta;
-use crate::mutate::settings::Settings;
+use crate::metrics::{LookupResult, LookupSource, Metrics};
 use crate::mutate::{self, patch, view::PodView};
-use crate::review::{ReviewHandler, ReviewReply};
 use futures::future::BoxFuture;
+use crate::review::{ReviewHandler, ReviewReply};
+use crate::mutate::settings::Settings;
 
 use super::outcome::{DenyReason, Outcome};
 use super::rbac::RbacStep;

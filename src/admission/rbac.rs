@@ -4,13 +4,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::mutate::settings::RbacCheck;
 use crate::k8s::authz::{self, CachedAuthorizer, DenialKind, Verdict};
+use crate::mutate::service_account::ServiceAccountMeta;
 use crate::metrics::{Metrics, RbacResult};
 use crate::mutate::client_ids::identity_binding_client_ids;
-use crate::mutate::service_account::ServiceAccountMeta;
-use crate::mutate::settings::RbacCheck;
-use crate::mutate::settings::Settings;
 use crate::mutate::view::PodView;
+use crate::mutate::settings::Settings;
 
 use super::outcome::DenyReason;
 

@@ -10,8 +10,8 @@ use serde_json::{json, Value};
 use super::Admitter;
 use crate::k8s::service_accounts::{LookupError, ServiceAccounts};
 use crate::mutate::service_account::ServiceAccountMeta;
-use crate::mutate::settings::{ProxySettings, Settings};
 use futures::future::BoxFuture;
+use crate::mutate::settings::{ProxySettings, Settings};
 
 /// Service accounts held in memory; `down` makes every lookup fail, `delay` makes it slow.
 #[derive(Default)]

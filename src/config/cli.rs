@@ -247,7 +247,8 @@ Examples:
   azwi-webhook certs --out certs/out --ca-cert certs/out/ca.crt --ca-key certs/out/ca.key --force
 
 Files: ca.crt, ca.key (new CA only), tls.crt, tls.key; keys are mode 0600.
-Exit status: 0 written, 2 bad arguments or files in the way (nothing written), 1 write failed.";
+Exit status: 0 written; 2 bad arguments or files in the way (nothing written); 1 generating
+or writing failed.";
 
 /// Flags of `certs`.
 #[derive(Debug, Clone, Args)]

@@ -11,9 +11,9 @@ use super::rbac::Rbac;
 use super::workloads::{self, Workload};
 use super::InjectError;
 use crate::mutate::names::{INJECTED_IDENTITY_ANNOTATION, MOUNT_PATH, VOLUME_NAME_PREFIX};
-use crate::mutate::settings::Settings;
 use crate::mutate::view::{MetadataView, PodView, Str};
 use crate::mutate::{self, patch, Rejection};
+use crate::mutate::settings::Settings;
 
 /// What happened to one workload.
 #[derive(Debug)]

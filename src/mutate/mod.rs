@@ -7,14 +7,14 @@ mod identity;
 pub mod names;
 pub mod patch;
 mod proxy;
+pub mod settings;
 mod record;
 pub mod service_account;
-pub mod settings;
 pub mod view;
 mod volume;
 
-use crate::mutate::settings::{ClusterCa, Settings};
 use service_account::ServiceAccountMeta;
+use crate::mutate::settings::{ClusterCa, Settings};
 
 use container::{container_ops, ContainerPlan};
 use identity::Identity;

@@ -3,7 +3,9 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use super::names::{CLIENT_ID_ANNOTATION, TENANT_ID_ANNOTATION, TOKEN_EXPIRATION_ANNOTATION};
+use super::names::{
+    CLIENT_ID_ANNOTATION, TENANT_ID_ANNOTATION, TOKEN_EXPIRATION_ANNOTATION,
+};
 
 /// The only part of a ServiceAccount the webhook reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -6,9 +6,9 @@
 //! `valueFrom` cannot be checked: that is a warning in both modes. An identity-binding pod with no
 //! client ID anywhere is a configuration error (400) in both modes: it could never get a token.
 
+use crate::mutate::settings::RbacCheck;
 use crate::mutate::client_ids::ClientIds;
 use crate::mutate::names::{CLIENT_ID_ANNOTATION, ENV_CLIENT_ID};
-use crate::mutate::settings::RbacCheck;
 
 use super::review::{API_GROUP, VERB};
 use super::CheckReport;

@@ -16,8 +16,8 @@ use std::time::Duration;
 use futures::future::join_all;
 use tokio::time::Instant;
 
-use crate::mutate::client_ids::ClientIds;
 use crate::mutate::settings::RbacCheck;
+use crate::mutate::client_ids::ClientIds;
 use futures::future::BoxFuture;
 
 pub use cache::{CacheConfig, CachedAuthorizer, CheckReport};
