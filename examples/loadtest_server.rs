@@ -85,7 +85,13 @@ fn main() -> Result<(), Error> {
     };
     if mode == "certs" {
         let dir = rest.first().ok_or("certs DIR")?;
-        azwi_webhook::certs::write_dev_certs(Path::new(dir), &["localhost".to_owned()])?;
+        let request = azwi_webhook::certs::DevCerts {
+            out: Path::new(dir),
+            names: azwi_webhook::certs::ServingNames::dns(&["localhost".to_owned()]),
+            ca: None,
+            force: true,
+        };
+        azwi_webhook::certs::write_dev_certs(request, std::time::SystemTime::now())?;
         return Ok(());
     }
     if mode == "write-review" {

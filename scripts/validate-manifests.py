@@ -130,20 +130,22 @@ CA_SOURCES = ["AZURE_KUBERNETES_CA_DATA", "AZURE_KUBERNETES_CA_CONFIGMAP_NAME", 
 CLUSTER_RBAC: Dict[Tuple[str, str], Tuple[set, Optional[set]]] = {
     ("", "serviceaccounts"): ({"get", "list", "watch"}, None),
     ("authorization.k8s.io", "subjectaccessreviews"): ({"create"}, None),
-    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"): ({"get", "update", "patch"}, {MWC}),
+    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations"):
+        ({"get", "list", "watch", "update", "patch"}, {MWC}),
 }
 NAMESPACED_RBAC: Dict[Tuple[str, str], Tuple[set, Optional[set]]] = {
-    ("", "secrets"): ({"get", "update", "patch", "create"}, {CERT_SECRET}),
+    ("", "secrets"): ({"get", "list", "watch", "update", "patch", "create"}, {CERT_SECRET}),
 }
 # Needed whatever the configuration.
 REQUIRED_CLUSTER = [("", "serviceaccounts", {"get", "list", "watch"})]
 # Needed only when the webhook checks identity-binding RBAC.
 REQUIRED_RBAC_CHECK = [("authorization.k8s.io", "subjectaccessreviews", {"create"})]
-# Needed only when the webhook manages its own certificates.
+# Needed only when the webhook manages its own certificates (list/watch: both objects are watched by
+# name, so changes are repaired within seconds).
 REQUIRED_SELF_MANAGED_CLUSTER = [("admissionregistration.k8s.io", "mutatingwebhookconfigurations",
-                                  {"get", "update", "patch"})]
+                                  {"get", "list", "watch", "update", "patch"})]
 # Writers are conflict-safe (resourceVersion), so no Lease is needed or granted.
-REQUIRED_SELF_MANAGED_NS = [("", "secrets", {"get", "update", "patch", "create"})]
+REQUIRED_SELF_MANAGED_NS = [("", "secrets", {"get", "list", "watch", "update", "patch", "create"})]
 
 CLUSTER_SCOPED = {
     "Namespace", "ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration",
@@ -1022,7 +1024,11 @@ MUTATIONS: List[Tuple[str, str, Callable[[List[dict]], None], str]] = [
     ("wildcard verb", "base", lambda o: _get(o, "ClusterRole")["rules"][0]["verbs"].append("*"), "wildcard"),
     ("extra resource", "base", lambda o: _get(o, "ClusterRole")["rules"][0]["resources"].append("pods"),
      "core/pods is not in the allowed minimal set"),
-    ("list secrets", "base", lambda o: _get(o, "Role")["rules"][0]["verbs"].append("list"), "verbs ['list']"),
+    ("list any secret", "base",
+     lambda o: _get(o, "Role")["rules"].append({"apiGroups": [""], "resources": ["secrets"], "verbs": ["list"]}),
+     "must be pinned with resourceNames"),
+    ("no watch of the certificate secret", "base",
+     lambda o: _get(o, "Role")["rules"][0]["verbs"].remove("watch"), "lacks core/secrets ['watch']"),
     ("secrets not pinned by name", "base", lambda o: _get(o, "Role")["rules"][0].pop("resourceNames"),
      "must be pinned with resourceNames"),
     ("create with resourceNames", "base",

@@ -140,9 +140,12 @@ pub async fn serve(
         // readiness follows once it is served and its CA is in the webhook configuration.
         let client = client_from_config(kube_config.clone(), &ClientOptions::for_requests())
             .map_err(StartupError::Kubernetes)?;
+        let watch_client = client_from_config(kube_config.clone(), &ClientOptions::for_watches())
+            .map_err(StartupError::Kubernetes)?;
         let rotation = certs::RotationConfig::for_namespace(&config.pod_namespace);
         certs::start_rotation(
             client,
+            watch_client,
             rotation,
             resolver.clone(),
             provider.clone(),

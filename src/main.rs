@@ -18,26 +18,12 @@ fn main() -> ExitCode {
             &mut std::io::stdout().lock(),
             &mut std::io::stderr().lock(),
         )),
-        Command::Certs(args) => {
-            let dns = match args.dns_names(&ProcessEnv) {
-                Ok(dns) => dns,
-                Err(e) => return config_failure(&e),
-            };
-            match azwi_webhook::certs::write_dev_certs(&args.out, &dns) {
-                Ok(ca_bundle) => {
-                    eprintln!(
-                        "wrote ca.crt, tls.crt and tls.key to {}; caBundle:",
-                        args.out.display()
-                    );
-                    println!("{ca_bundle}");
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("azwi-webhook certs: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
+        Command::Certs(args) => ExitCode::from(azwi_webhook::certs::cli::run(
+            &args,
+            &ProcessEnv,
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+        )),
         Command::Version => {
             println!("azwi-webhook {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS

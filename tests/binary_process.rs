@@ -21,14 +21,13 @@ mod test_app;
 #[path = "support/tls.rs"]
 mod tls_support;
 
-use std::io::Read;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fake_apiserver::{Endpoint, FakeApiServer};
-use process::{start_serve, ChildGuard, Running};
+use process::{start_serve, Running};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 use tls_support::{eventually, generate_ca_and_leaf, get_plain, post, Http};
@@ -63,36 +62,7 @@ fn command(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
 /// Runs to completion (bounded by [`EXIT_DEADLINE`]); returns (exit code, stdout, stderr).
 fn run(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
     let home = TempDir::new().expect("home");
-    let mut child = ChildGuard(
-        command(home.path(), args, env)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn azwi-webhook"),
-    );
-    let until = Instant::now() + EXIT_DEADLINE;
-    // The output is a line or two, far below a pipe's buffer, so the child cannot block writing it
-    // while we poll; the pipes are read once it has exited.
-    let status = loop {
-        if let Some(status) = child.exited() {
-            break status;
-        }
-        assert!(
-            Instant::now() < until,
-            "azwi-webhook {args:?} still running after {EXIT_DEADLINE:?}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let read = |pipe: Option<&mut dyn Read>| {
-        let mut text = String::new();
-        pipe.expect("piped")
-            .read_to_string(&mut text)
-            .expect("utf-8 output");
-        text
-    };
-    let stdout = read(child.0.stdout.as_mut().map(|p| p as &mut dyn Read));
-    let stderr = read(child.0.stderr.as_mut().map(|p| p as &mut dyn Read));
-    (status.code(), stdout, stderr)
+    process::run_to_exit(command(home.path(), args, env), EXIT_DEADLINE)
 }
 
 /// The error contract: exit `code`, nothing on stdout, exactly one stderr line, prefixed with the

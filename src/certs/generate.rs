@@ -4,17 +4,16 @@
 //! every current TLS client accept P-256. Validity follows upstream's rotator (CA 10 years, serving
 //! certificate 1 year, both back-dated one hour so a node with a slightly slow clock accepts them at once).
 
-use std::fs;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
-use base64::Engine;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
+    Ia5String, IsCa, KeyPair, SanType, PKCS_ECDSA_P256_SHA256,
 };
 use time::OffsetDateTime;
+
+use super::extensions::{self, KeyUsage};
 
 /// Common name and organisation of the CA, as upstream's rotator names it.
 pub const CA_COMMON_NAME: &str = "azure-workload-identity-ca";
@@ -37,19 +36,12 @@ pub enum CertsError {
     Clock,
     #[error("{0} does not parse as a certificate")]
     Unparsable(&'static str),
-    #[error("cannot write {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 /// A freshly generated CA and serving certificate, all PEM.
 #[derive(Clone)]
 pub struct GeneratedCerts {
     pub ca_cert_pem: String,
-    /// Kept so that a rotator can store it; `write_dev_certs` does not write it.
     pub ca_key_pem: String,
     pub cert_pem: String,
     pub key_pem: String,
@@ -73,7 +65,13 @@ pub fn generate(dns_names: &[String], now: SystemTime) -> Result<GeneratedCerts,
     }
     let ca = new_ca(now, CA_VALIDITY, BACKDATE)?;
     let not_after = now.checked_add(SERVING_VALIDITY).ok_or(CertsError::Clock)?;
-    let leaf = issue_leaf(&ca.key_pem, dns_names, now, not_after, BACKDATE)?;
+    let leaf = issue_leaf(
+        &SigningCa::own(&ca.key_pem)?,
+        &ServingNames::dns(dns_names),
+        now,
+        not_after,
+        BACKDATE,
+    )?;
     Ok(GeneratedCerts {
         ca_cert_pem: ca.cert_pem,
         ca_key_pem: ca.key_pem,
@@ -112,11 +110,11 @@ fn ca_params() -> CertificateParams {
         .push(DnType::OrganizationName, CA_ORGANIZATION);
     // Path length 0: this CA signs serving certificates only, never another CA.
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    params.custom_extensions = vec![extensions::key_usage(&[
+        KeyUsage::KeyCertSign,
+        KeyUsage::CrlSign,
+        KeyUsage::DigitalSignature,
+    ])];
     params
 }
 
@@ -137,33 +135,88 @@ pub fn new_ca(
     })
 }
 
-/// A serving certificate for `dns_names` (the first is also the common name) with a new key, signed by the
-/// CA whose key is `ca_key_pem` (a CA made by [`new_ca`]), valid from `now - backdate` until `not_after`.
+/// What a serving certificate is issued for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServingNames {
+    /// DNS names (dNSName entries); the first is also the common name.
+    pub dns: Vec<String>,
+    /// IP addresses (iPAddress entries, never dNSName: clients compare an IP only with those).
+    pub ips: Vec<IpAddr>,
+}
+
+impl ServingNames {
+    pub fn dns(names: &[String]) -> Self {
+        Self {
+            dns: names.to_vec(),
+            ips: Vec::new(),
+        }
+    }
+
+    fn subject_alt_names(&self) -> Result<Vec<SanType>, CertsError> {
+        let dns = self
+            .dns
+            .iter()
+            .map(|name| Ok(SanType::DnsName(Ia5String::try_from(name.as_str())?)));
+        let ips = self.ips.iter().map(|ip| Ok(SanType::IpAddress(*ip)));
+        dns.chain(ips).collect()
+    }
+}
+
+/// A CA that signs serving certificates: the name and key identifier rcgen copies into the leaf, and the
+/// CA's key.
+pub struct SigningCa {
+    issuer: rcgen::Certificate,
+    key: KeyPair,
+}
+
+impl SigningCa {
+    /// A CA made by [`new_ca`], from its key alone: the name is always ours (see [`ca_params`]).
+    pub fn own(ca_key_pem: &str) -> Result<Self, CertsError> {
+        let key = KeyPair::from_pem(ca_key_pem)?;
+        // Only the name and key of this throw-away self-signature matter.
+        let issuer = ca_params().self_signed(&key)?;
+        Ok(Self { issuer, key })
+    }
+
+    /// Any CA: `ca_cert` gives the issuer name and key identifier, `key` signs. The caller checks that
+    /// the certificate is a CA and that the key is its key (see `existing_ca`).
+    pub(super) fn from_certificate(ca_cert: &[u8], key: KeyPair) -> Result<Self, CertsError> {
+        let params = CertificateParams::from_ca_cert_der(&ca_cert.into())?;
+        let issuer = params.self_signed(&key)?;
+        Ok(Self { issuer, key })
+    }
+}
+
+/// A serving certificate for `names` with a new key, signed by `ca`, valid from `now - backdate` until
+/// `not_after`.
 pub fn issue_leaf(
-    ca_key_pem: &str,
-    dns_names: &[String],
+    ca: &SigningCa,
+    names: &ServingNames,
     now: SystemTime,
     not_after: SystemTime,
     backdate: Duration,
 ) -> Result<PemPair, CertsError> {
-    let first = dns_names.first().ok_or(CertsError::NoDnsNames)?;
-    let ca_key = KeyPair::from_pem(ca_key_pem)?;
-    // Only the name and key of this throw-away self-signature matter (see `ca_params`).
-    let issuer = ca_params().self_signed(&ca_key)?;
+    let first = names.dns.first().ok_or(CertsError::NoDnsNames)?;
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
 
-    let mut params = CertificateParams::new(dns_names.to_vec())?;
+    let mut params = CertificateParams::default();
+    params.subject_alt_names = names.subject_alt_names()?;
     params.distinguished_name = DistinguishedName::new();
     params
         .distinguished_name
         .push(DnType::CommonName, first.as_str());
-    params.is_ca = IsCa::ExplicitNoCa;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    // Not `IsCa::ExplicitNoCa`, which encodes `cA FALSE`: see `extensions`.
+    params.is_ca = IsCa::NoCa;
+    params.custom_extensions = vec![
+        extensions::key_usage(&[KeyUsage::DigitalSignature]),
+        extensions::not_a_ca(),
+        extensions::subject_key_identifier(&key.public_key_der()),
+    ];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.use_authority_key_identifier_extension = true;
     params.not_before = at(now.checked_sub(backdate))?;
     params.not_after = at(Some(not_after))?;
-    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-    let cert = params.signed_by(&key, &issuer, &ca_key)?;
+    let cert = params.signed_by(&key, &ca.issuer, &ca.key)?;
     Ok(PemPair {
         cert_pem: cert.pem(),
         key_pem: key.serialize_pem(),
@@ -172,48 +225,6 @@ pub fn issue_leaf(
 
 fn at(time: Option<SystemTime>) -> Result<OffsetDateTime, CertsError> {
     time.map(OffsetDateTime::from).ok_or(CertsError::Clock)
-}
-
-/// Generates certificates for `dns` and writes `ca.crt`, `tls.crt` and `tls.key` (mode 0600 on Unix) into
-/// `out`, creating it if needed. Returns the base64 CA PEM, ready for a webhook's `clientConfig.caBundle`.
-pub fn write_dev_certs(out: &Path, dns: &[String]) -> Result<String, CertsError> {
-    let certs = generate(dns, SystemTime::now())?;
-    fs::create_dir_all(out).map_err(|source| CertsError::Io {
-        path: out.to_path_buf(),
-        source,
-    })?;
-    write_file(&out.join("ca.crt"), &certs.ca_cert_pem, false)?;
-    write_file(&out.join("tls.crt"), &certs.cert_pem, false)?;
-    write_file(&out.join("tls.key"), &certs.key_pem, true)?;
-    Ok(base64::engine::general_purpose::STANDARD.encode(&certs.ca_cert_pem))
-}
-
-fn write_file(path: &Path, contents: &str, secret: bool) -> Result<(), CertsError> {
-    let io_err = |source| CertsError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-        let mode = if secret { 0o600 } else { 0o644 };
-        options.mode(mode);
-        let mut file = options.open(path).map_err(io_err)?;
-        // `mode` only applies to new files; an existing key file must be tightened too.
-        file.set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(io_err)?;
-        file.write_all(contents.as_bytes()).map_err(io_err)?;
-        file.sync_all().map_err(io_err)
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = secret;
-        let mut file = options.open(path).map_err(io_err)?;
-        file.write_all(contents.as_bytes()).map_err(io_err)?;
-        file.sync_all().map_err(io_err)
-    }
 }
 
 #[cfg(test)]
@@ -308,41 +319,5 @@ mod tests {
             generate(&["bad name\u{7f}é".to_owned()], SystemTime::now()),
             Err(CertsError::Generate(_))
         ));
-    }
-
-    #[test]
-    fn writes_files_with_private_key_mode_and_returns_ca_bundle() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let out = dir.path().join("new");
-        let bundle = write_dev_certs(&out, &["a.b.svc".to_owned()]).expect("write");
-        let ca = fs::read_to_string(out.join("ca.crt")).expect("ca.crt");
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(bundle)
-            .expect("base64");
-        assert_eq!(decoded, ca.as_bytes());
-        assert!(fs::read_to_string(out.join("tls.crt"))
-            .expect("tls.crt")
-            .contains("BEGIN CERTIFICATE"));
-        assert!(fs::read_to_string(out.join("tls.key"))
-            .expect("tls.key")
-            .contains("PRIVATE KEY"));
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = |f: &str| {
-                fs::metadata(out.join(f))
-                    .expect("meta")
-                    .permissions()
-                    .mode()
-                    & 0o777
-            };
-            assert_eq!(mode("tls.key"), 0o600);
-            assert_eq!(mode("tls.crt"), 0o644);
-            // Overwriting an existing, too-open key file tightens it.
-            fs::set_permissions(out.join("tls.key"), fs::Permissions::from_mode(0o644))
-                .expect("chmod");
-            write_dev_certs(&out, &["a.b.svc".to_owned()]).expect("rewrite");
-            assert_eq!(mode("tls.key"), 0o600);
-        }
     }
 }

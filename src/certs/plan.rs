@@ -17,7 +17,10 @@ use rustls::RootCertStore;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 
-use super::generate::{issue_leaf, new_ca, CertsError, BACKDATE, CA_VALIDITY, SERVING_VALIDITY};
+use super::generate::{
+    issue_leaf, new_ca, CertsError, ServingNames, SigningCa, BACKDATE, CA_VALIDITY,
+    SERVING_VALIDITY,
+};
 use crate::tls::{CertInfo, LoadedCert};
 
 /// Lifetimes and renewal windows. The defaults suit production; tests shrink them to seconds.
@@ -204,7 +207,13 @@ pub fn plan(
                 .checked_add(policy.leaf_validity)
                 .ok_or(CertsError::Clock)?
                 .min(ca_end);
-            let pair = issue_leaf(key, dns_names, now, not_after, policy.backdate)?;
+            let pair = issue_leaf(
+                &SigningCa::own(key)?,
+                &ServingNames::dns(dns_names),
+                now,
+                not_after,
+                policy.backdate,
+            )?;
             (pair.cert_pem, pair.key_pem, from, now_s)
         }
     };
@@ -328,7 +337,7 @@ fn unix(now: SystemTime) -> Result<i64, CertsError> {
 }
 
 /// PEM with 64-character lines, as every PEM reader expects.
-fn pem(label: &str, der: &[u8]) -> String {
+pub(super) fn pem(label: &str, der: &[u8]) -> String {
     let encoded = base64::engine::general_purpose::STANDARD.encode(der);
     let mut out = format!("-----BEGIN {label}-----\n");
     for line in encoded.as_bytes().chunks(64) {

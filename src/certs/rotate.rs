@@ -9,20 +9,29 @@
 //! Reading the configuration *before* the Secret matters: if another replica rotates in between, our
 //! conditional patch of the configuration fails with 409 (it moved) or theirs follows ours, so a stale
 //! bundle can never be left behind.
+//!
+//! A pass runs at start, whenever the configuration or the Secret changes (see [`super::watch`]), and every
+//! `check_interval` as a backstop. A pass writes only what differs, so replicas that agree stop after one
+//! write; a change right after a pass that wrote waits a growing delay first, so a writer that keeps
+//! undoing our repair (or another replica disagreeing) is not fought in a tight loop.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::Secret;
+use kube::api::PartialObjectMeta;
 use kube::{Api, Client};
 use rustls::crypto::CryptoProvider;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::plan::{loaded_cert, plan, CertData, Policy};
 use super::secret::{self, Write};
 use super::webhook_config;
-use super::CertsError;
+use super::{watch, CertsError};
 use crate::config::SERVICE_NAME;
+use crate::k8s::cache::backoff::Backoff;
 use crate::tls::{CertResolver, OnCertLoaded};
 
 /// Secret holding the CA bundle, the signing CA key and the serving certificate (as upstream names it).
@@ -43,7 +52,8 @@ pub struct RotationConfig {
     /// Names the serving certificate is issued for; the first is its common name.
     pub dns_names: Vec<String>,
     pub policy: Policy,
-    /// Pause after a pass that converged: also the bound on how long `caBundle` drift lasts.
+    /// Pause after a pass that converged. Changes are seen at once through watches; this bounds how long
+    /// drift lasts when they fail.
     pub check_interval: Duration,
     /// Pause after a failed pass (API server unreachable, configuration missing).
     pub retry_interval: Duration,
@@ -93,9 +103,18 @@ pub struct PassReport {
     pub conflicts: usize,
 }
 
+impl PassReport {
+    /// Whether this pass wrote the Secret or the webhook configuration.
+    pub fn wrote(&self) -> bool {
+        !self.secret_written.is_empty() || self.bundle_patched
+    }
+}
+
 /// One replica's rotator. Cheap to build; [`Rotator::spawn`] runs it forever.
 pub struct Rotator {
     client: Client,
+    /// For the watches: no read timeout, a quiet watch is normal (see `k8s::client::ClientOptions`).
+    watch_client: Client,
     secrets: Api<Secret>,
     config: RotationConfig,
     resolver: Arc<CertResolver>,
@@ -110,6 +129,7 @@ pub struct Rotator {
 impl Rotator {
     pub fn new(
         client: Client,
+        watch_client: Client,
         config: RotationConfig,
         resolver: Arc<CertResolver>,
         provider: Arc<CryptoProvider>,
@@ -117,6 +137,7 @@ impl Rotator {
         Self {
             secrets: Api::namespaced(client.clone(), &config.namespace),
             client,
+            watch_client,
             config,
             resolver,
             provider,
@@ -216,16 +237,33 @@ impl Rotator {
         self.reported = Some(data.tls_crt.clone());
     }
 
-    /// Reconciles forever (abort the handle to stop); the first pass starts immediately.
-    pub async fn run(mut self) {
+    /// Reconciles forever (abort the handle to stop): the first pass starts immediately, later ones when
+    /// the webhook configuration or the Secret changes, or after `check_interval`.
+    pub async fn run(self) {
+        let changed = Arc::new(Notify::new());
+        let webhook_configs: Api<PartialObjectMeta<MutatingWebhookConfiguration>> =
+            Api::all(self.watch_client.clone());
+        let secrets: Api<PartialObjectMeta<Secret>> =
+            Api::namespaced(self.watch_client.clone(), &self.config.namespace);
+        let webhook_config_name = self.config.webhook_config_name.clone();
+        let secret_name = self.config.secret_name.clone();
+        tokio::join!(
+            watch::notify_changes(webhook_configs, webhook_config_name, changed.clone()),
+            watch::notify_changes(secrets, secret_name, changed.clone()),
+            self.reconcile_loop(changed),
+        );
+    }
+
+    async fn reconcile_loop(mut self, changed: Arc<Notify>) {
         let mut last_error: Option<String> = None;
+        let mut after_write = Backoff::default();
         loop {
-            let pause = match self.reconcile().await {
-                Ok(_) => {
+            let (pause, wrote) = match self.reconcile().await {
+                Ok(report) => {
                     if last_error.take().is_some() {
                         tracing::info!("certificate rotation recovered");
                     }
-                    self.config.check_interval
+                    (self.config.check_interval, report.wrote())
                 }
                 Err(e) => {
                     let text = e.to_string();
@@ -235,10 +273,21 @@ impl Rotator {
                             "certificate rotation pass failed; retrying");
                         last_error = Some(text);
                     }
-                    self.config.retry_interval
+                    (self.config.retry_interval, false)
                 }
             };
-            tokio::time::sleep(pause).await;
+            // After a write the next change is usually our own write coming back (the next pass finds
+            // nothing to do and resets this); if it is someone undoing it, each round waits longer.
+            let settle = if wrote {
+                after_write.next_delay()
+            } else {
+                after_write.reset();
+                Duration::ZERO
+            };
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = changed.notified() => tokio::time::sleep(settle.min(pause)).await,
+            }
         }
     }
 
@@ -249,8 +298,10 @@ impl Rotator {
 
 /// Starts self-managed certificates for `serve`: the returned task keeps the Secret, the resolver and the
 /// webhook configuration in step; `on_loaded` runs for each serving certificate once its CA is published.
+/// `client` makes the reads and writes, `watch_client` (no read timeout) the watches.
 pub fn start_rotation(
     client: Client,
+    watch_client: Client,
     config: RotationConfig,
     resolver: Arc<CertResolver>,
     provider: Arc<CryptoProvider>,
@@ -258,7 +309,7 @@ pub fn start_rotation(
 ) -> JoinHandle<()> {
     tracing::info!(namespace = %config.namespace, secret = %config.secret_name,
         webhook_config = %config.webhook_config_name, "self-managed certificates enabled");
-    Rotator::new(client, config, resolver, provider)
+    Rotator::new(client, watch_client, config, resolver, provider)
         .on_loaded(on_loaded)
         .spawn()
 }

@@ -6,6 +6,7 @@
 //! Flags have no environment-variable fallback: upstream had none, and the environment is reserved for the
 //! documented `AZURE_*` / `PROXY_*` / `POD_NAMESPACE` variables.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::builder::BoolishValueParser;
@@ -45,6 +46,7 @@ pub enum Command {
     /// Apply the webhook's mutation to manifests offline and print the result.
     Inject(InjectArgs),
     /// Generate a CA and a serving certificate for manual or development installs.
+    #[command(after_help = CERTS_EXAMPLES)]
     Certs(CertsArgs),
     /// Print the version and exit.
     Version,
@@ -240,15 +242,50 @@ impl InjectArgs {
     }
 }
 
+/// The Examples section of `azwi-webhook certs --help`.
+const CERTS_EXAMPLES: &str = "\
+Examples:
+  # A new CA and a serving certificate for the webhook Service in POD_NAMESPACE
+  # (default azure-workload-identity-system); prints the caBundle
+  azwi-webhook certs --out certs/out
+
+  # A webhook reached by name and by IP address (e.g. run outside the cluster)
+  azwi-webhook certs --out certs/out --dns-name localhost --ip 127.0.0.1 --ip ::1
+
+  # Renew the serving certificate with the CA the API server already trusts
+  # (its caBundle stays valid; --force replaces tls.crt and tls.key)
+  azwi-webhook certs --out certs/out --ca-cert certs/out/ca.crt --ca-key certs/out/ca.key --force
+
+Files: ca.crt, ca.key (new CA only), tls.crt, tls.key; keys are mode 0600.
+Exit status: 0 written; 2 bad arguments or files in the way (nothing written); 1 generating
+or writing failed.";
+
 /// Flags of `certs`.
 #[derive(Debug, Clone, Args)]
 pub struct CertsArgs {
-    /// Directory to write ca.crt, tls.crt and tls.key into (created if missing).
+    /// Directory to write ca.crt, ca.key, tls.crt and tls.key into (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
 
-    /// DNS name for the serving certificate. Repeatable. Default:
+    /// DNS name for the serving certificate. Repeatable; the first is also the common name. Default:
     /// azure-wi-webhook-webhook-service.<POD_NAMESPACE>.svc
     #[arg(long = "dns-name", value_name = "NAME")]
     pub dns_names: Vec<String>,
+
+    /// IP address for the serving certificate (an iPAddress entry). Repeatable.
+    #[arg(long = "ip", value_name = "IP")]
+    pub ips: Vec<IpAddr>,
+
+    /// Sign with this existing CA certificate (PEM) instead of a new CA, so the caBundle the API server
+    /// trusts stays valid. Needs --ca-key.
+    #[arg(long, value_name = "FILE", requires = "ca_key")]
+    pub ca_cert: Option<PathBuf>,
+
+    /// The PKCS#8 private key of --ca-cert.
+    #[arg(long, value_name = "FILE", requires = "ca_cert")]
+    pub ca_key: Option<PathBuf>,
+
+    /// Overwrite files that already exist in --out (refused otherwise, and nothing is written).
+    #[arg(long)]
+    pub force: bool,
 }

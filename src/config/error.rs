@@ -145,6 +145,12 @@ pub enum ConfigError {
 
     #[error("--dns-name {value:?} is not a valid DNS name: {reason}")]
     DnsName { value: String, reason: String },
+
+    #[error(
+        "--dns-name {value:?} is an IP address; give it with --ip {value} (a certificate names IP \
+         addresses in their own field, which clients check)"
+    )]
+    DnsNameIsIp { value: String },
 }
 
 impl ConfigError {

@@ -97,6 +97,11 @@ impl CertsArgs {
             return Ok(vec![format!("{SERVICE_NAME}.{namespace}.svc")]);
         }
         for name in &self.dns_names {
+            if name.parse::<std::net::IpAddr>().is_ok() {
+                return Err(ConfigError::DnsNameIsIp {
+                    value: name.clone(),
+                });
+            }
             // A leading `*.` wildcard is a valid certificate name.
             let host = name.strip_prefix("*.").unwrap_or(name);
             dns_subdomain(host).map_err(|reason| ConfigError::DnsName {

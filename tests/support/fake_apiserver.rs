@@ -14,7 +14,9 @@
 //! - Secrets (`/api/v1/namespaces/{ns}/secrets[/{name}]`), MutatingWebhookConfigurations
 //!   (`/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{name}`) and Leases
 //!   (`/apis/coordination.k8s.io/v1/namespaces/{ns}/leases[/{name}]`): get, create, update, patch (JSON,
-//!   merge, strategic), with resourceVersion conflicts (409); see `fake_objects.rs`
+//!   merge, strategic), with resourceVersion conflicts (409); see `fake_objects.rs`. Secrets and
+//!   MutatingWebhookConfigurations can also be listed and watched (`?watch=true`, from a `resourceVersion`,
+//!   `fieldSelector=metadata.name=NAME`, `timeoutSeconds`, full objects or `PartialObjectMetadata`)
 //!
 //! Plus switches for outages, delays and injected error statuses, and per-endpoint request counters.
 #![allow(dead_code)]
@@ -23,7 +25,7 @@
 mod objects;
 
 pub use objects::Kind;
-use objects::{ObjectStore, Verb};
+use objects::{ObjectBroadcast, ObjectStore, Selection, Verb};
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -53,9 +55,13 @@ pub enum Endpoint {
     CreateSecret,
     UpdateSecret,
     PatchSecret,
+    ListSecrets,
+    WatchSecrets,
     GetWebhookConfig,
     UpdateWebhookConfig,
     PatchWebhookConfig,
+    ListWebhookConfigs,
+    WatchWebhookConfigs,
     GetLease,
     CreateLease,
     UpdateLease,
@@ -546,6 +552,7 @@ impl FakeApiServer {
     /// Ends every open watch stream (clients re-watch from their last resourceVersion).
     pub fn close_watches(&self) {
         let _ = self.inner.events.send(Broadcast::CloseWatches);
+        lock(&self.inner.objects).close_watches();
     }
 
     // ---- Secrets, webhook configurations, Leases ----
@@ -852,6 +859,25 @@ fn classify(
         (&Method::POST, ["api", "v1", "namespaces", ns, "secrets"]) => {
             (Endpoint::CreateSecret, Some((*ns).to_owned()), None)
         }
+        (&Method::GET, ["api", "v1", "namespaces", ns, "secrets"]) => {
+            let endpoint = if watching {
+                Endpoint::WatchSecrets
+            } else {
+                Endpoint::ListSecrets
+            };
+            (endpoint, Some((*ns).to_owned()), None)
+        }
+        (
+            &Method::GET,
+            ["apis", "admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations"],
+        ) => {
+            let endpoint = if watching {
+                Endpoint::WatchWebhookConfigs
+            } else {
+                Endpoint::ListWebhookConfigs
+            };
+            (endpoint, None, None)
+        }
         (method, ["api", "v1", "namespaces", ns, "secrets", name]) => {
             let endpoint = match *method {
                 Method::GET => Endpoint::GetSecret,
@@ -973,6 +999,22 @@ async fn handle(inner: Arc<Inner>, request: Request<Incoming>) -> Response<Body>
             watch_service_accounts(&inner, namespace, &query, metadata_form)
         }
         Endpoint::SubjectAccessReview => subject_access_review(&inner, request).await,
+        Endpoint::ListSecrets | Endpoint::WatchSecrets => {
+            let watch = endpoint == Endpoint::WatchSecrets;
+            list_or_watch_objects(
+                &inner,
+                Kind::Secret,
+                namespace,
+                &query,
+                metadata_form,
+                watch,
+            )
+        }
+        Endpoint::ListWebhookConfigs | Endpoint::WatchWebhookConfigs => {
+            let watch = endpoint == Endpoint::WatchWebhookConfigs;
+            let kind = Kind::MutatingWebhookConfiguration;
+            list_or_watch_objects(&inner, kind, None, &query, metadata_form, watch)
+        }
         Endpoint::GetSecret
         | Endpoint::CreateSecret
         | Endpoint::UpdateSecret
@@ -1372,6 +1414,133 @@ fn watch_service_accounts(
                     }
                     // Closed on purpose, or this watch fell too far behind: end it, the client re-watches.
                     Ok(Broadcast::CloseWatches) | Err(_) => return,
+                },
+            };
+            if sender.send(line).await.is_err() {
+                return;
+            }
+        }
+    });
+    let stream = futures::stream::unfold(chunks, |mut chunks| async move {
+        chunks
+            .recv()
+            .await
+            .map(|chunk| (Ok::<_, Infallible>(chunk), chunks))
+    });
+    Response::builder()
+        .status(200)
+        .header(CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(stream))
+        .expect("response")
+}
+
+/// A stored object as a list or watch returns it: whole, or its `PartialObjectMetadata`.
+fn stored_object_json(object: &Value, metadata_form: bool) -> Value {
+    if metadata_form {
+        json!({
+            "apiVersion": "meta.k8s.io/v1",
+            "kind": "PartialObjectMetadata",
+            "metadata": object["metadata"].clone(),
+        })
+    } else {
+        object.clone()
+    }
+}
+
+/// List or watch of Secrets / MutatingWebhookConfigurations.
+fn list_or_watch_objects(
+    inner: &Inner,
+    kind: Kind,
+    namespace: Option<String>,
+    query: &HashMap<String, String>,
+    metadata_form: bool,
+    watch: bool,
+) -> Response<Body> {
+    let Some(selection) = Selection::new(
+        kind,
+        namespace,
+        query.get("fieldSelector").map(String::as_str),
+    ) else {
+        return status_response(
+            400,
+            "BadRequest",
+            "the fake API server only understands fieldSelector=metadata.name=NAME",
+        );
+    };
+    let store = lock(&inner.objects);
+    if !watch {
+        let (version, items) = store.list(&selection);
+        let items: Vec<Value> = items
+            .iter()
+            .map(|object| stored_object_json(object, metadata_form))
+            .collect();
+        let list_kind = if metadata_form {
+            "PartialObjectMetadataList".to_owned()
+        } else {
+            format!("{}List", kind.kind())
+        };
+        let api_version = if metadata_form {
+            "meta.k8s.io/v1"
+        } else {
+            kind.api_version()
+        };
+        return json_response(
+            200,
+            &json!({"apiVersion": api_version, "kind": list_kind,
+                    "metadata": {"resourceVersion": version.to_string()}, "items": items}),
+        );
+    }
+    let requested: Option<u64> = query
+        .get("resourceVersion")
+        .filter(|rv| !rv.is_empty() && rv.as_str() != "0")
+        .and_then(|rv| rv.parse().ok());
+    let timeout = query
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .map_or(Duration::from_secs(1800), Duration::from_secs);
+    let (backlog, receiver) = match requested {
+        Some(version) => {
+            let (events, receiver) = store.watch_from(&selection, version);
+            let lines = events
+                .into_iter()
+                .map(|e| event_line(e.event_type, stored_object_json(&e.object, metadata_form)))
+                .collect();
+            (lines, receiver)
+        }
+        None => {
+            let (version, items) = store.list(&selection);
+            let (_, receiver) = store.watch_from(&selection, version);
+            let lines = items
+                .iter()
+                .map(|object| event_line("ADDED", stored_object_json(object, metadata_form)))
+                .collect::<Vec<_>>();
+            (lines, receiver)
+        }
+    };
+    drop(store);
+
+    let (sender, chunks) = mpsc::channel::<Bytes>(64);
+    tokio::spawn(async move {
+        let mut receiver = receiver;
+        for line in backlog {
+            if sender.send(line).await.is_err() {
+                return;
+            }
+        }
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        loop {
+            let line = tokio::select! {
+                _ = &mut deadline => return,
+                message = receiver.recv() => match message {
+                    Ok(ObjectBroadcast::Event(event)) => {
+                        if !selection.matches_event(&event) {
+                            continue;
+                        }
+                        event_line(event.event_type, stored_object_json(&event.object, metadata_form))
+                    }
+                    // Closed on purpose, or this watch fell too far behind: end it, the client re-watches.
+                    Ok(ObjectBroadcast::Close) | Err(_) => return,
                 },
             };
             if sender.send(line).await.is_err() {

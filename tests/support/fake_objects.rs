@@ -2,11 +2,13 @@
 //! get / create / update (PUT) / patch (JSON patch, merge patch, strategic merge patch keyed by `name`) and
 //! optimistic concurrency as the real API server does it: a write carrying a stale
 //! `metadata.resourceVersion` (in the PUT body, or left in the object by a patch) is answered 409 Conflict,
-//! a create of an existing name 409 AlreadyExists.
+//! a create of an existing name 409 AlreadyExists. Every change is logged and broadcast, so Secrets and
+//! MutatingWebhookConfigurations can be listed and watched (`fieldSelector=metadata.name=…` supported).
 
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
+use tokio::sync::broadcast;
 
 use super::status_object;
 
@@ -19,7 +21,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn api_version(self) -> &'static str {
+    pub fn api_version(self) -> &'static str {
         match self {
             Self::Secret => "v1",
             Self::MutatingWebhookConfiguration => "admissionregistration.k8s.io/v1",
@@ -27,7 +29,7 @@ impl Kind {
         }
     }
 
-    fn kind(self) -> &'static str {
+    pub fn kind(self) -> &'static str {
         match self {
             Self::Secret => "Secret",
             Self::MutatingWebhookConfiguration => "MutatingWebhookConfiguration",
@@ -53,15 +55,144 @@ pub enum Verb {
     Patch,
 }
 
+/// One change, as a watch reports it.
+#[derive(Debug, Clone)]
+pub struct ObjectEvent {
+    pub kind: Kind,
+    /// Empty for cluster-scoped kinds.
+    pub namespace: String,
+    /// ADDED, MODIFIED or DELETED.
+    pub event_type: &'static str,
+    pub resource_version: u64,
+    pub object: Value,
+}
+
+/// What open watches of stored objects receive.
+#[derive(Debug, Clone)]
+pub enum ObjectBroadcast {
+    Event(ObjectEvent),
+    /// End every open watch (the client re-watches).
+    Close,
+}
+
 /// Objects keyed by (kind, namespace — empty for cluster-scoped —, name), with their own version counter.
-#[derive(Default)]
 pub struct ObjectStore {
     resource_version: u64,
     next_uid: u64,
     objects: BTreeMap<(Kind, String, String), Value>,
+    log: Vec<ObjectEvent>,
+    changes: broadcast::Sender<ObjectBroadcast>,
+}
+
+impl Default for ObjectStore {
+    fn default() -> Self {
+        Self {
+            resource_version: 0,
+            next_uid: 0,
+            objects: BTreeMap::new(),
+            log: Vec::new(),
+            changes: broadcast::channel(1024).0,
+        }
+    }
+}
+
+/// Which objects a list or watch selects: one kind, one namespace (or all), and optionally one name
+/// (`fieldSelector=metadata.name=NAME`).
+#[derive(Debug, Clone)]
+pub struct Selection {
+    pub kind: Kind,
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+}
+
+impl Selection {
+    /// `None` for a field selector the fake does not understand (only `metadata.name=` is).
+    pub fn new(
+        kind: Kind,
+        namespace: Option<String>,
+        field_selector: Option<&str>,
+    ) -> Option<Self> {
+        let name = match field_selector.map(str::trim).filter(|f| !f.is_empty()) {
+            None => None,
+            Some(selector) => {
+                let value = selector
+                    .strip_prefix("metadata.name==")
+                    .or_else(|| selector.strip_prefix("metadata.name="))?;
+                Some(value.to_owned())
+            }
+        };
+        Some(Self {
+            kind,
+            namespace,
+            name,
+        })
+    }
+
+    pub fn matches_event(&self, event: &ObjectEvent) -> bool {
+        self.matches(event.kind, &event.namespace, &event.object)
+    }
+
+    fn matches(&self, kind: Kind, namespace: &str, object: &Value) -> bool {
+        kind == self.kind
+            && self.namespace.as_deref().is_none_or(|ns| ns == namespace)
+            && self
+                .name
+                .as_deref()
+                .is_none_or(|name| object["metadata"]["name"].as_str() == Some(name))
+    }
 }
 
 impl ObjectStore {
+    /// The selected objects and the version they were read at.
+    pub fn list(&self, selection: &Selection) -> (u64, Vec<Value>) {
+        let items = self
+            .objects
+            .iter()
+            .filter(|((kind, namespace, _), object)| selection.matches(*kind, namespace, object))
+            .map(|(_, object)| object.clone())
+            .collect();
+        (self.resource_version, items)
+    }
+
+    /// Changes to the selected objects after `resource_version`, and a receiver for later ones (taken under
+    /// the same lock, so nothing falls between them).
+    pub fn watch_from(
+        &self,
+        selection: &Selection,
+        resource_version: u64,
+    ) -> (Vec<ObjectEvent>, broadcast::Receiver<ObjectBroadcast>) {
+        let backlog = self
+            .log
+            .iter()
+            .filter(|e| e.resource_version > resource_version)
+            .filter(|e| selection.matches(e.kind, &e.namespace, &e.object))
+            .cloned()
+            .collect();
+        (backlog, self.changes.subscribe())
+    }
+
+    /// Ends every open watch of stored objects.
+    pub fn close_watches(&self) {
+        let _ = self.changes.send(ObjectBroadcast::Close);
+    }
+
+    pub fn resource_version(&self) -> u64 {
+        self.resource_version
+    }
+
+    fn publish(&mut self, kind: Kind, namespace: &str, event_type: &'static str, object: &Value) {
+        let event = ObjectEvent {
+            kind,
+            namespace: namespace.to_owned(),
+            event_type,
+            resource_version: self.resource_version,
+            object: object.clone(),
+        };
+        self.log.push(event.clone());
+        // No open watch is fine.
+        let _ = self.changes.send(ObjectBroadcast::Event(event));
+    }
+
     pub fn get(&self, kind: Kind, namespace: &str, name: &str) -> Option<Value> {
         self.objects
             .get(&(kind, namespace.to_owned(), name.to_owned()))
@@ -78,14 +209,27 @@ impl ObjectStore {
         let key = (kind, namespace.to_owned(), name);
         let previous = self.objects.get(&key).cloned();
         self.stamp(kind, namespace, &mut object, previous.as_ref());
+        let event_type = if previous.is_some() {
+            "MODIFIED"
+        } else {
+            "ADDED"
+        };
+        self.publish(kind, namespace, event_type, &object);
         self.objects.insert(key, object);
         self.resource_version
     }
 
     pub fn delete(&mut self, kind: Kind, namespace: &str, name: &str) -> bool {
-        self.objects
+        let Some(mut object) = self
+            .objects
             .remove(&(kind, namespace.to_owned(), name.to_owned()))
-            .is_some()
+        else {
+            return false;
+        };
+        self.resource_version += 1;
+        object["metadata"]["resourceVersion"] = json!(self.resource_version.to_string());
+        self.publish(kind, namespace, "DELETED", &object);
+        true
     }
 
     /// Sets apiVersion/kind, namespace, uid, creationTimestamp (kept from `previous`) and a new version.
@@ -156,6 +300,7 @@ impl ObjectStore {
                     return (409, status_object(409, "AlreadyExists", &message));
                 }
                 self.stamp(kind, namespace, &mut object, None);
+                self.publish(kind, namespace, "ADDED", &object);
                 self.objects.insert(key, object.clone());
                 (201, object)
             }
@@ -221,6 +366,7 @@ impl ObjectStore {
         }
         object["metadata"]["name"] = json!(name);
         self.stamp(kind, &namespace, &mut object, Some(current));
+        self.publish(kind, &namespace, "MODIFIED", &object);
         self.objects.insert(key, object.clone());
         (200, object)
     }

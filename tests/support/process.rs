@@ -48,6 +48,42 @@ impl ChildGuard {
     }
 }
 
+/// Runs `command` to completion with stdin closed and stdout and stderr captured; returns (exit code,
+/// stdout, stderr). Fails the test if it is still running after `deadline`. Only for commands that print
+/// little (a pipe's buffer): the pipes are read once the child has exited.
+pub fn run_to_exit(mut command: Command, deadline: Duration) -> (Option<i32>, String, String) {
+    use std::io::Read;
+    let mut child = ChildGuard(
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the command"),
+    );
+    let until = Instant::now() + deadline;
+    let status = loop {
+        if let Some(status) = child.exited() {
+            break status;
+        }
+        assert!(
+            Instant::now() < until,
+            "{command:?} still running after {deadline:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let read = |pipe: Option<&mut dyn Read>| {
+        let mut text = String::new();
+        pipe.expect("piped")
+            .read_to_string(&mut text)
+            .expect("utf-8 output");
+        text
+    };
+    let stdout = read(child.0.stdout.as_mut().map(|p| p as &mut dyn Read));
+    let stderr = read(child.0.stderr.as_mut().map(|p| p as &mut dyn Read));
+    (status.code(), stdout, stderr)
+}
+
 /// A running `serve` and what a test needs to reach it.
 pub struct Running {
     pub child: ChildGuard,

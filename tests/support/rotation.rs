@@ -49,14 +49,21 @@ impl Replica {
     pub fn new(fake: &FakeApiServer, config: RotationConfig) -> Self {
         let client =
             client_from_config(fake.config(), &ClientOptions::for_requests()).expect("kube client");
+        let watch_client =
+            client_from_config(fake.config(), &ClientOptions::for_watches()).expect("kube client");
         let resolver = Arc::new(CertResolver::new());
         let loaded = Arc::new(AtomicUsize::new(0));
         let counter = loaded.clone();
-        let rotator = Rotator::new(client, config, resolver.clone(), tls::provider()).on_loaded(
-            Arc::new(move |_: &tls::LoadedCert| {
-                counter.fetch_add(1, Ordering::SeqCst);
-            }),
-        );
+        let rotator = Rotator::new(
+            client,
+            watch_client,
+            config,
+            resolver.clone(),
+            tls::provider(),
+        )
+        .on_loaded(Arc::new(move |_: &tls::LoadedCert| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }));
         Self {
             rotator,
             resolver,

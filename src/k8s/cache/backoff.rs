@@ -1,4 +1,4 @@
-//! Exponential backoff with jitter for the service-account watch.
+//! Exponential backoff with jitter for the service-account watch (and the certificate watches).
 //!
 //! kube's `default_backoff` is reset by every event the watcher yields, and the watcher yields
 //! `Init` at the start of each relist attempt, before the list has even been sent: a list that

@@ -16,7 +16,8 @@
 //! - Readiness: [`CachedServiceAccounts::is_synced`] turns true after the first full list and stays
 //!   true (a relist after `410 Gone` keeps serving the old content until the new list is complete).
 
-mod backoff;
+/// Also paces the certificate rotator's watches (`certs::watch`).
+pub(crate) mod backoff;
 mod index;
 mod inflight;
 mod watch;
