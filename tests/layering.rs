@@ -23,7 +23,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("metrics", &["mutate", "k8s"]),
     ("admission", &["mutate", "k8s", "metrics", "review"]),
     ("server", &["review", "tls"]),
-    ("certs", &["config", "tls"]),
+    ("certs", &["config", "k8s", "tls"]),
     ("inject", &["mutate", "k8s", "config"]),
     // Wiring: the process entry points.
     (
