@@ -12,7 +12,6 @@ mod tls_support;
 
 use std::time::Duration;
 
-use azwi_webhook::mutate::settings::{ClusterCa, IdentityBinding, Settings};
 use fake_apiserver::{Endpoint, FakeApiServer, RbacRule};
 use serde_json::{json, Value};
 use test_app::TestApp;
@@ -20,19 +19,6 @@ use tls_support::{generate_ca_and_leaf, get_plain};
 
 const REVIEWS: usize = 1_000;
 const CONNECTIONS: usize = 8;
-
-fn settings() -> Settings {
-    Settings {
-        identity_binding: Some(IdentityBinding {
-            switch_key: "azure.workload.identity/use-identity-binding".into(),
-            audience: "api://AKSIdentityBinding".into(),
-            token_proxy: "https://proxy.example:443".into(),
-            sni_name: String::new(),
-            ca: ClusterCa::None,
-        }),
-        ..test_app::settings()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_thousand_concurrent_reviews_make_one_subject_access_review() {
@@ -53,7 +39,7 @@ async fn one_thousand_concurrent_reviews_make_one_subject_access_review() {
     fake.delay_endpoint(Endpoint::SubjectAccessReview, Duration::from_millis(300));
     let pki = generate_ca_and_leaf(&["localhost"]);
     let config = test_app::serve_config(pki.path(), true, "azure-workload-identity-system");
-    let app = TestApp::start(config, settings(), fake.config());
+    let app = TestApp::start(config, test_app::identity_binding_settings(), fake.config());
     assert!(app.wait_ready(Duration::from_secs(10)).await);
 
     let mut sessions = Vec::new();

@@ -4,6 +4,8 @@
 
 #[path = "support/fake_apiserver.rs"]
 mod fake_apiserver;
+#[path = "support/tls.rs"]
+mod tls_support;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +19,7 @@ use azwi_webhook::mutate::denial::{Denial, DenyReason};
 use azwi_webhook::mutate::settings::RbacCheck;
 use fake_apiserver::{Endpoint, FakeApiServer, Outage, RbacRule};
 use serde_json::json;
+use tls_support::eventually;
 use tokio::time::Instant;
 
 const NS: &str = "apps";
@@ -249,18 +252,6 @@ async fn a_slow_api_server_is_500_within_the_request_deadline() {
     assert_eq!(fake.count(Endpoint::SubjectAccessReview), 1);
 }
 
-/// Polls `check` until it holds or `limit` passes; TTLs are tiny, so this never waits long.
-async fn eventually(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
-    let until = std::time::Instant::now() + limit;
-    while std::time::Instant::now() < until {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    false
-}
-
 #[tokio::test]
 async fn a_new_grant_takes_effect_once_the_denied_entry_expires() {
     let fake = FakeApiServer::start().await;
@@ -289,7 +280,7 @@ async fn a_new_grant_takes_effect_once_the_denied_entry_expires() {
         })
     ));
 
-    let allowed = eventually(Duration::from_secs(5), async || {
+    let allowed = eventually(Duration::from_secs(5), || async {
         authorize(&authz, RbacCheck::Deny, &[CID]).await.verdict == Verdict::Allow
     })
     .await;
@@ -313,7 +304,7 @@ async fn a_revoked_grant_is_honoured_until_the_allowed_entry_expires() {
         Verdict::Allow
     );
     fake.set_rules(Vec::new());
-    let denied = eventually(Duration::from_secs(5), async || {
+    let denied = eventually(Duration::from_secs(5), || async {
         matches!(
             authorize(&authz, RbacCheck::Deny, &[CID]).await.verdict,
             Verdict::Deny(Denial {

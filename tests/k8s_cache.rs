@@ -2,6 +2,8 @@
 
 #[path = "support/fake_apiserver.rs"]
 mod fake_apiserver;
+#[path = "support/tls.rs"]
+mod tls_support;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,6 +15,7 @@ use azwi_webhook::k8s::client::{client_from_config, ClientOptions};
 use azwi_webhook::k8s::live::LiveServiceAccounts;
 use azwi_webhook::k8s::service_accounts::{LookupError, ServiceAccounts};
 use fake_apiserver::{Endpoint, FakeApiServer, Outage};
+use tls_support::assert_eventually;
 use tokio::task::JoinHandle;
 
 const CLIENT_ID: &str = "azure.workload.identity/client-id";
@@ -94,19 +97,10 @@ impl Harness {
 /// Waits until the fake has received `count` watch requests: the fake subscribes a watch to events
 /// as it counts the request, so from then on `close_watches` really cuts a live watch.
 async fn watching(fake: &FakeApiServer, count: u64) {
-    eventually("a watch to be open", || {
+    assert_eventually(DEADLINE, "a watch to be open", || {
         fake.count(Endpoint::WatchServiceAccounts) >= count
     })
     .await;
-}
-
-/// Polls `condition` until it holds or `DEADLINE` passes (the watch delivers asynchronously).
-async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !condition() {
-        assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 #[tokio::test]
@@ -121,7 +115,7 @@ async fn serves_listed_and_later_created_service_accounts_from_the_watch() {
             .annotation(CLIENT_ID, "two")
             .label("team", "x"),
     );
-    eventually("the new service account", || {
+    assert_eventually(DEADLINE, "the new service account", || {
         harness.cache.cached("apps", "later").is_some()
     })
     .await;
@@ -246,7 +240,7 @@ async fn annotation_update_is_returned_by_the_next_lookup() {
     assert_eq!(harness.client_id("apps", "sa").as_deref(), Some("old"));
 
     fake.set_annotations("apps", "sa", &[(CLIENT_ID, "new"), (TENANT_ID, "t")]);
-    eventually("the updated annotation", || {
+    assert_eventually(DEADLINE, "the updated annotation", || {
         harness.client_id("apps", "sa").as_deref() == Some("new")
     })
     .await;
@@ -263,7 +257,7 @@ async fn deleted_service_account_is_not_found() {
     let harness = Harness::synced(&fake).await;
 
     fake.delete_service_account("apps", "sa");
-    eventually("the deletion", || {
+    assert_eventually(DEADLINE, "the deletion", || {
         harness.cache.cached("apps", "sa").is_none()
     })
     .await;
@@ -288,16 +282,20 @@ async fn recovers_after_the_watch_connection_drops() {
     watching(&fake, 1).await;
     fake.close_watches();
     fake.add_service_account("apps", "after-drop", &[(CLIENT_ID, "1")]);
-    eventually("the service account created after the drop", || {
-        harness.cache.cached("apps", "after-drop").is_some()
-    })
+    assert_eventually(
+        DEADLINE,
+        "the service account created after the drop",
+        || harness.cache.cached("apps", "after-drop").is_some(),
+    )
     .await;
     watching(&fake, 2).await;
     fake.close_watches();
     fake.add_service_account("apps", "after-second-drop", &[]);
-    eventually("the service account created after the second drop", || {
-        harness.cache.cached("apps", "after-second-drop").is_some()
-    })
+    assert_eventually(
+        DEADLINE,
+        "the service account created after the second drop",
+        || harness.cache.cached("apps", "after-second-drop").is_some(),
+    )
     .await;
 
     // Resumed from the last resourceVersion, not relisted.
@@ -321,7 +319,7 @@ async fn relists_after_410_gone_and_forgets_what_was_deleted_meanwhile() {
     fake.add_service_account("apps", "added", &[(CLIENT_ID, "a")]);
     fake.compact_watch_history();
 
-    eventually("the relisted content", || {
+    assert_eventually(DEADLINE, "the relisted content", || {
         harness.cache.cached("apps", "added").is_some()
             && harness.cache.cached("apps", "doomed").is_none()
     })
@@ -331,7 +329,7 @@ async fn relists_after_410_gone_and_forgets_what_was_deleted_meanwhile() {
     assert!(harness.cache.is_synced());
 
     fake.add_service_account("apps", "after-relist", &[]);
-    eventually("watching again after the relist", || {
+    assert_eventually(DEADLINE, "watching again after the relist", || {
         harness.cache.cached("apps", "after-relist").is_some()
     })
     .await;
@@ -377,7 +375,7 @@ async fn serves_cached_entries_while_the_api_server_is_down() {
 
     fake.end_outage().await;
     fake.add_service_account("apps", "after-outage", &[]);
-    eventually("the watch to recover", || {
+    assert_eventually(DEADLINE, "the watch to recover", || {
         harness.cache.cached("apps", "after-outage").is_some()
     })
     .await;
@@ -419,7 +417,7 @@ async fn failing_list_keeps_the_cache_unready_until_it_succeeds() {
     fake.fail_times(Endpoint::ListServiceAccounts, 500, 2);
 
     let harness = Harness::start(&fake);
-    eventually("the failing lists", || {
+    assert_eventually(DEADLINE, "the failing lists", || {
         fake.count(Endpoint::ListServiceAccounts) >= 1
     })
     .await;

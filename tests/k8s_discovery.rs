@@ -2,12 +2,15 @@
 
 #[path = "support/fake_apiserver.rs"]
 mod fake_apiserver;
+#[path = "support/tls.rs"]
+mod tls_support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use azwi_webhook::k8s::client::{client_from_config, ClientOptions};
 use azwi_webhook::k8s::discovery::{Discovery, DiscoveryOptions};
 use fake_apiserver::{Endpoint, FakeApiServer, Outage};
+use tls_support::assert_eventually;
 use tokio::task::JoinHandle;
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -39,14 +42,6 @@ fn spawn(fake: &FakeApiServer, options: DiscoveryOptions) -> Running {
     Running { discovery, task }
 }
 
-async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !condition() {
-        assert!(started.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 fn git_version(discovery: &Discovery) -> Option<String> {
     discovery.git_version().map(|v| v.as_str().to_owned())
 }
@@ -57,7 +52,7 @@ async fn reads_the_version_at_startup() {
     fake.set_git_version("v1.33.2-gke.100");
     let running = spawn(&fake, DiscoveryOptions::default());
 
-    eventually("the first read", || {
+    assert_eventually(DEADLINE, "the first read", || {
         running.discovery.git_version().is_some()
     })
     .await;
@@ -76,7 +71,7 @@ async fn old_api_server_means_classic_sidecars() {
     fake.set_git_version("v1.31.9");
     let running = spawn(&fake, DiscoveryOptions::default());
 
-    eventually("the first read", || {
+    assert_eventually(DEADLINE, "the first read", || {
         running.discovery.git_version().is_some()
     })
     .await;
@@ -89,7 +84,7 @@ async fn periodic_refresh_picks_up_an_upgrade() {
     let fake = FakeApiServer::start().await;
     fake.set_git_version("v1.31.4");
     let running = spawn(&fake, options());
-    eventually("the first read", || {
+    assert_eventually(DEADLINE, "the first read", || {
         git_version(&running.discovery).as_deref() == Some("v1.31.4")
     })
     .await;
@@ -97,7 +92,10 @@ async fn periodic_refresh_picks_up_an_upgrade() {
 
     fake.set_git_version("v1.32.0+k3s1");
 
-    eventually("the upgrade", || running.discovery.native_sidecars()).await;
+    assert_eventually(DEADLINE, "the upgrade", || {
+        running.discovery.native_sidecars()
+    })
+    .await;
     assert_eq!(
         git_version(&running.discovery).as_deref(),
         Some("v1.32.0+k3s1")
@@ -118,7 +116,7 @@ async fn api_server_down_at_start_is_classic_until_it_answers() {
     assert!(!running.task.is_finished(), "a failure is not fatal");
 
     fake.end_outage().await;
-    eventually("the first successful read", || {
+    assert_eventually(DEADLINE, "the first successful read", || {
         running.discovery.native_sidecars()
     })
     .await;
@@ -129,11 +127,14 @@ async fn failed_refresh_keeps_the_last_known_version() {
     let fake = FakeApiServer::start().await;
     fake.set_git_version("v1.33.0");
     let running = spawn(&fake, options());
-    eventually("the first read", || running.discovery.native_sidecars()).await;
+    assert_eventually(DEADLINE, "the first read", || {
+        running.discovery.native_sidecars()
+    })
+    .await;
 
     fake.fail(Endpoint::Version, 500);
     let failures_before = fake.count(Endpoint::Version);
-    eventually("a few failed refreshes", || {
+    assert_eventually(DEADLINE, "a few failed refreshes", || {
         fake.count(Endpoint::Version) >= failures_before + 3
     })
     .await;
@@ -148,7 +149,7 @@ async fn unparsable_version_means_classic_sidecars() {
     fake.set_git_version("garbage");
     let running = spawn(&fake, DiscoveryOptions::default());
 
-    eventually("the first read", || {
+    assert_eventually(DEADLINE, "the first read", || {
         running.discovery.git_version().is_some()
     })
     .await;

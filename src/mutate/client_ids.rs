@@ -110,27 +110,10 @@ mod tests {
         CLIENT_ID_ANNOTATION, INJECTED_IDENTITY_ANNOTATION, SKIP_CONTAINERS_ANNOTATION,
     };
     use crate::mutate::service_account::ServiceAccountMeta;
-    use crate::mutate::settings::Settings;
-    use crate::mutate::settings::{ClusterCa, IdentityBinding, ProxySettings};
+    use crate::mutate::tests::settings;
     use crate::mutate::{plan, Runtime};
 
     const SWITCH: &str = "azure.workload.identity/use-identity-binding";
-
-    fn settings() -> Settings {
-        Settings {
-            audience: "api://AzureADTokenExchange".into(),
-            tenant_id: "tenant".into(),
-            authority_host: "https://login.microsoftonline.com/".into(),
-            identity_binding: Some(IdentityBinding {
-                switch_key: SWITCH.into(),
-                audience: "api://AKSIdentityBinding".into(),
-                token_proxy: "https://proxy.example:443".into(),
-                sni_name: String::new(),
-                ca: ClusterCa::None,
-            }),
-            proxy: ProxySettings::default(),
-        }
-    }
 
     fn sa(client_id: Option<&str>) -> ServiceAccountMeta {
         ServiceAccountMeta {

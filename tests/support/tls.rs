@@ -437,6 +437,16 @@ impl azwi_webhook::review::ReviewHandler for Echo {
     }
 }
 
+/// Polls `condition` until it holds, failing the test naming `what` when `deadline` passes first.
+pub async fn assert_eventually(
+    deadline: std::time::Duration,
+    what: &str,
+    mut condition: impl FnMut() -> bool,
+) {
+    let held = eventually(deadline, || std::future::ready(condition())).await;
+    assert!(held, "timed out waiting for {what}");
+}
+
 /// Polls `check` every 20 ms until it returns true or `deadline` passes.
 pub async fn eventually<F, Fut>(deadline: std::time::Duration, mut check: F) -> bool
 where
