@@ -108,7 +108,7 @@ pub fn process(
                         .pointer(&workload.pod_pointer)
                         .cloned()
                         .unwrap_or(Value::Null);
-                    match plan(context.settings, &workload, &pod, account)? {
+                    match plan_pod(context.settings, &workload, &pod, account)? {
                         Err(denial) => Finding::Denied(denial),
                         Ok((ops, plan)) => {
                             apply(document, &ops)?;
@@ -152,7 +152,7 @@ type Planned = (Vec<Value>, Plan);
 
 /// The core's operations, re-rooted at the pod's place in the document. The outer `Result` is an
 /// input problem, the inner one the webhook's verdict.
-fn plan(
+fn plan_pod(
     settings: &Settings,
     workload: &Workload,
     pod: &Value,

@@ -1,7 +1,7 @@
 //! Offline RBAC evaluation of the identity-binding permission from the Roles and bindings in the input:
 //! may `system:serviceaccount:<ns>:<sa>` do verb `use-managed-identity` on API group
 //! `cid.wi.aks.azure.com`, resource `<client id>`? The webhook asks the API server the same question
-//! with a cluster-scoped SubjectAccessReview (`crate::k8s::authz::review`), which the RBAC authorizer
+//! with a cluster-scoped SubjectAccessReview (`crate::k8s::authz::access_review`), which the RBAC authorizer
 //! answers from ClusterRoleBindings alone, so only those grant here too. RoleBindings that would grant
 //! it inside their namespace are reported, since that is the usual mistake.
 //!
@@ -15,9 +15,9 @@ use serde_json::Value;
 
 use super::documents::{self, Document};
 use super::InjectError;
-use crate::k8s::authz::review;
+use crate::k8s::authz::access_review;
 
-pub use crate::k8s::authz::review::{API_GROUP, VERB};
+pub use crate::k8s::authz::access_review::{API_GROUP, VERB};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -263,7 +263,7 @@ struct Subject<'a> {
 
 impl<'a> Subject<'a> {
     fn new(namespace: &'a str, name: &'a str, client_id: &str) -> Self {
-        let spec = review::review_for(namespace, name, client_id).spec;
+        let spec = access_review::review_for(namespace, name, client_id).spec;
         Self {
             namespace,
             name,

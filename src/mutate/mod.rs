@@ -116,7 +116,7 @@ pub fn plan(
     let spec = spec_of(pod)?;
     let mut warnings = Vec::new();
     // Before the identity, so that proxy errors win over token-expiration errors as upstream.
-    let proxy = proxy::plan(settings, runtime, pod, spec, &mut warnings)?;
+    let proxy = proxy::requested(settings, runtime, pod, spec, &mut warnings)?;
     let identity = identity::resolve(settings, pod, sa, &mut warnings)?;
     let volume_name = volume::volume_name(pod);
     let env = desired_env(settings, &identity);

@@ -24,7 +24,7 @@ pub struct Proxy<'s> {
 
 /// `None` when the pod does not ask for the proxy. Checks run in upstream order (hostNetwork, then
 /// port), and before anything about the token, so that proxy errors win as they do upstream.
-pub fn plan<'s>(
+pub fn requested<'s>(
     settings: &'s Settings,
     runtime: Runtime,
     pod: &PodView<'_>,

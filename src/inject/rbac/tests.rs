@@ -86,7 +86,7 @@ fn role_binding(name: &str, namespace: &str, role_kind: &str, role: &str, subjec
 #[test]
 fn the_live_check_is_cluster_scoped() {
     // Why RoleBindings never grant here: the webhook's review has no namespace.
-    let review = review::review_for("demo", "app", CID);
+    let review = access_review::review_for("demo", "app", CID);
     let attributes = review
         .spec
         .resource_attributes

@@ -11,7 +11,7 @@ use crate::mutate::denial::{Denial, DenyReason};
 use crate::mutate::names::{CLIENT_ID_ANNOTATION, ENV_CLIENT_ID};
 use crate::mutate::settings::RbacCheck;
 
-use super::review::{API_GROUP, VERB};
+use super::access_review::{API_GROUP, VERB};
 use super::CheckReport;
 
 /// What to do with the pod.

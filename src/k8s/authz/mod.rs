@@ -2,14 +2,14 @@
 //!
 //! AKS identity binding lets a pod exchange its service-account token for a managed identity's token,
 //! so the webhook must not hand an identity to a service account that RBAC does not allow to use it.
-//! The question is asked with a SubjectAccessReview per client ID (see [`review`] for the exact
+//! The question is asked with a SubjectAccessReview per client ID (see [`access_review`] for the exact
 //! fields), answered through a TTL cache with single-flight ([`cache`]), and turned into an admission
 //! verdict by a pure function ([`decision`]). [`authorize_pod`] ties the three together for the
 //! admission handler.
 
+pub mod access_review;
 pub mod cache;
 pub mod decision;
-pub mod review;
 
 use std::time::Duration;
 
@@ -20,9 +20,9 @@ use crate::mutate::client_ids::ClientIds;
 use crate::mutate::settings::RbacCheck;
 use futures::future::BoxFuture;
 
+pub use access_review::SubjectAccessReviews;
 pub use cache::{CacheConfig, CachedAuthorizer, CheckReport};
 pub use decision::Verdict;
-pub use review::SubjectAccessReviews;
 
 /// The API server's answer for one (service account, client ID) pair.
 #[derive(Debug, Clone, PartialEq, Eq)]
