@@ -129,48 +129,12 @@ pub fn plan(
 
     let skip = skip_list(pod);
     let mut ops = Vec::new();
-    let mut containers = Vec::new();
-    let mut skipped = Vec::new();
-    let mut identity_written = false;
-    for group in [ContainerGroup::Init, ContainerGroup::App] {
-        for (index, container) in spec.containers_of(group).iter().enumerate() {
-            let name = container.name.as_str();
-            if skip.contains(&name) {
-                skipped.push(name.to_owned());
-                continue;
-            }
-            // The proxy containers need neither the Azure env nor the token (W09).
-            if proxy.as_ref().is_some_and(|p| p.owns(group, name)) {
-                continue;
-            }
-            let base = format!("/spec/{}/{index}", group.field());
-            identity_written |= container_ops(&base, container, &container_plan, &mut ops)?;
-            containers.push(ContainerRef {
-                group,
-                name: name.to_owned(),
-            });
-        }
-    }
+    let touched = touch_containers(spec, &skip, proxy.as_ref(), &container_plan, &mut ops)?;
     // Inserted only now: the operations above address existing containers by index.
     if let Some(proxy) = &proxy {
         proxy.insert_ops(spec, &mut ops);
     }
-    for name in &skip {
-        let known = proxy.as_ref().is_some_and(|p| p.claims(name))
-            || [ContainerGroup::Init, ContainerGroup::App]
-                .into_iter()
-                .any(|group| {
-                    spec.containers_of(group)
-                        .iter()
-                        .any(|c| c.name.as_str() == *name)
-                });
-        if !known {
-            warnings.push(format!(
-                "{SKIP_CONTAINERS_ANNOTATION} names container {name:?}, which the pod does not have"
-            ));
-        }
-    }
-
+    warnings.extend(unknown_skipped(spec, &skip, proxy.as_ref()));
     ops.extend(volume::volume_op(
         pod,
         &volume_name,
@@ -179,7 +143,7 @@ pub fn plan(
     // The record says which values this webhook put into the env: a pod whose values were all
     // there already (written by hand, by another webhook or by `inject`) gets no record, and so
     // no patch at all when nothing else is missing.
-    if identity_written {
+    if touched.identity_written {
         let injected = InjectedIdentity {
             client_id: identity.client_id.clone(),
             tenant_id: identity.tenant_id.clone(),
@@ -192,8 +156,8 @@ pub fn plan(
         warnings,
         client_ids,
         volume: volume_name,
-        containers,
-        skipped,
+        containers: touched.containers,
+        skipped: touched.skipped,
         proxy: proxy.is_some(),
         env: env.iter().map(|var| var.name).collect(),
         identity: PlannedIdentity {
@@ -204,6 +168,73 @@ pub fn plan(
             identity_binding: identity.identity_binding.is_some(),
         },
     })
+}
+
+/// What the per-container operations did.
+struct Touched {
+    containers: Vec<ContainerRef>,
+    skipped: Vec<String>,
+    /// Some container's client or tenant ID was added, refreshed or removed.
+    identity_written: bool,
+}
+
+/// Gives every container, init containers first, the env and the mount, except the skipped ones
+/// and the proxy's own.
+fn touch_containers(
+    spec: &view::SpecView<'_>,
+    skip: &[&str],
+    proxy: Option<&proxy::Proxy<'_>>,
+    plan: &ContainerPlan<'_>,
+    ops: &mut Vec<PatchOp>,
+) -> Result<Touched, Denial> {
+    let mut touched = Touched {
+        containers: Vec::new(),
+        skipped: Vec::new(),
+        identity_written: false,
+    };
+    for group in [ContainerGroup::Init, ContainerGroup::App] {
+        for (index, container) in spec.containers_of(group).iter().enumerate() {
+            let name = container.name.as_str();
+            if skip.contains(&name) {
+                touched.skipped.push(name.to_owned());
+                continue;
+            }
+            // The proxy containers need neither the Azure env nor the token (W09).
+            if proxy.is_some_and(|p| p.owns(group, name)) {
+                continue;
+            }
+            let base = format!("/spec/{}/{index}", group.field());
+            touched.identity_written |= container_ops(&base, container, plan, ops)?;
+            touched.containers.push(ContainerRef {
+                group,
+                name: name.to_owned(),
+            });
+        }
+    }
+    Ok(touched)
+}
+
+/// A warning for each skip-list name that is no container of the pod (nor the proxy's).
+fn unknown_skipped(
+    spec: &view::SpecView<'_>,
+    skip: &[&str],
+    proxy: Option<&proxy::Proxy<'_>>,
+) -> Vec<String> {
+    let exists = |name: &str| {
+        [ContainerGroup::Init, ContainerGroup::App]
+            .into_iter()
+            .any(|group| {
+                spec.containers_of(group)
+                    .iter()
+                    .any(|c| c.name.as_str() == name)
+            })
+    };
+    skip.iter()
+        .filter(|name| !proxy.is_some_and(|p| p.claims(name)) && !exists(name))
+        .map(|name| {
+            format!("{SKIP_CONTAINERS_ANNOTATION} names container {name:?}, which the pod does not have")
+        })
+        .collect()
 }
 
 /// Names, values and order as upstream; empty values are never injected.
