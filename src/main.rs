@@ -39,7 +39,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Version => {
-            println!("azwi-webhook {}", env!("CARGO_PKG_VERSION"));
+            print!("{}", azwi_webhook::build_info::version_text());
             ExitCode::SUCCESS
         }
     }

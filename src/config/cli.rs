@@ -20,7 +20,8 @@ use crate::mutate::settings::{DEFAULT_AUDIENCE, DEFAULT_IDENTITY_BINDING_AUDIENC
     name = "azwi-webhook",
     version,
     about = "Mutating admission webhook that gives pods an Azure identity (Azure Workload Identity compatible)",
-    args_conflicts_with_subcommands = true
+    args_conflicts_with_subcommands = true,
+    after_help = super::help::top_level()
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -41,12 +42,16 @@ impl Cli {
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Run the admission webhook (the default when no subcommand is given).
+    #[command(after_help = super::help::serve())]
     Serve(Box<ServeArgs>),
     /// Apply the webhook's mutation to manifests offline and print the result.
+    #[command(after_help = super::help::inject())]
     Inject(InjectArgs),
     /// Generate a CA and a serving certificate for manual or development installs.
+    #[command(after_help = super::help::certs())]
     Certs(CertsArgs),
-    /// Print the version and exit.
+    /// Print the version, git commit and build date, and exit.
+    #[command(after_help = super::help::version())]
     Version,
 }
 
