@@ -20,7 +20,7 @@ pub enum LocalInputError {
     ClientCa {
         path: PathBuf,
         #[source]
-        source: TlsError,
+        source: Box<TlsError>,
     },
     #[error(
         "--webhook-cert-dir {path} (with --disable-cert-rotation, tls.crt and tls.key must be there \
@@ -29,7 +29,7 @@ pub enum LocalInputError {
     CertDir {
         path: PathBuf,
         #[source]
-        source: TlsError,
+        source: Box<TlsError>,
     },
 }
 
@@ -49,14 +49,14 @@ pub fn check_local_inputs(
         )
         .map_err(|source| LocalInputError::ClientCa {
             path: path.clone(),
-            source,
+            source: Box::new(source),
         })?;
     }
     if config.disable_cert_rotation {
         tls::load_dir(&config.webhook_cert_dir, provider).map_err(|source| {
             LocalInputError::CertDir {
                 path: config.webhook_cert_dir.clone(),
-                source,
+                source: Box::new(source),
             }
         })?;
     }
