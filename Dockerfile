@@ -2,12 +2,20 @@
 #
 # azwi-webhook container image.
 #
-#   docker build -t ghcr.io/azwi-webhook/azwi-webhook:0.1.0 .
+#   docker build -t ghcr.io/azwi-webhook/azwi-webhook:0.1.0 \
+#     --build-arg AZWI_GIT_COMMIT="$(git rev-parse HEAD)" \
+#     --build-arg SOURCE_DATE_EPOCH="$(git log -1 --format=%ct)" .
+#
+# .git is not part of the build context (.dockerignore), so build.rs cannot ask git: without the
+# two build arguments `azwi-webhook version` and the azwi_build_info metric say commit "unknown"
+# and the time of the build.
 #
 # Build stage: Debian 12 (bookworm) Rust toolchain. The cache mounts keep the
 # cargo registry and target directory between builds (BuildKit).
 FROM rust:1-bookworm AS builder
 WORKDIR /src
+ARG AZWI_GIT_COMMIT=unknown
+ARG SOURCE_DATE_EPOCH
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \

@@ -35,6 +35,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import yaml
@@ -365,9 +366,10 @@ def dig_dict(obj: Any, *path: Any) -> dict:
 
 def check_binary(c: vm.Checker, binary: str) -> None:
     """The webhook binary accepts the rendered arguments and environment: it gets past its
-    configuration checks (which exit with status 2 naming the flag or variable) and stops at the
-    next step, the Kubernetes client, for want of a cluster. Listen ports become 0 so nothing
-    binds a fixed port."""
+    configuration checks (which exit with status 2 naming the flag or variable) and its check of
+    the files the flags name, and stops at the next step, the Kubernetes client, for want of a
+    cluster. Listen ports become 0 so nothing binds a fixed port; the mounted certificate directory
+    and client CA become files made by `azwi-webhook certs`."""
     dep = next(iter(c.find("Deployment", vm.DEPLOYMENT, c.namespace)), None)
     cm = next(iter(c.find("ConfigMap", vm.CONFIGMAP, c.namespace)), None)
     if dep is None or cm is None:
@@ -375,6 +377,18 @@ def check_binary(c: vm.Checker, binary: str) -> None:
     ctr = next((x for x in vm.dig(dep, "spec", "template", "spec", "containers", default=[]) or []
                 if x.get("name") == vm.CONTAINER), {})
     args = [re.sub(r"^(--(?:webhook|health|metrics)-addr=.*:)[0-9]+$", r"\g<1>0", a) for a in ctr.get("args") or []]
+    with tempfile.TemporaryDirectory(prefix="azwi-chart-certs-") as certs:
+        run_binary(c, binary, dep, cm, ctr, args, certs)
+
+
+def run_binary(c: vm.Checker, binary: str, dep: dict, cm: dict, ctr: dict, args: List[str], certs: str) -> None:
+    made = subprocess.run([binary, "certs", "--out", certs, "--dns-name", "localhost"], capture_output=True,
+                          text=True, timeout=10)
+    if made.returncode != 0:
+        c.expect(False, dep, f"azwi-webhook certs failed: {made.stderr.strip()}")
+        return
+    args = [re.sub(r"^--webhook-cert-dir=.*$", f"--webhook-cert-dir={certs}", a) for a in args]
+    args = [re.sub(r"^--client-ca-file=.*$", f"--client-ca-file={certs}/ca.crt", a) for a in args]
     env = {k: str(v) for k, v in (cm.get("data") or {}).items()}
     env.update({e["name"]: e["value"] for e in ctr.get("env") or [] if "value" in e})
     env.update({"POD_NAMESPACE": c.namespace, "KUBECONFIG": "/nonexistent/kubeconfig", "HOME": "/nonexistent",

@@ -44,6 +44,8 @@ pub enum StartupError {
     Metrics(#[source] crate::metrics::MetricsError),
     #[error("server: {0}")]
     Server(#[source] crate::server::ServerError),
+    #[error(transparent)]
+    LocalInput(#[from] crate::startup::LocalInputError),
 }
 
 /// Runs `serve` to completion: exit 0 after a graceful shutdown, 1 when startup fails.
@@ -62,7 +64,7 @@ pub fn run(config: ServeConfig, settings: Settings) -> ExitCode {
         // Only the plain line: a JSON log line as well would print the one error twice, and the
         // contract (README, W17) is one line, the last on stderr, as for configuration errors.
         Err(e) => {
-            eprintln!("azwi-webhook: {e}");
+            eprintln!("azwi-webhook: {}", crate::startup::one_line(&e));
             ExitCode::FAILURE
         }
     }
@@ -89,6 +91,8 @@ async fn serve_from_environment(
     config: ServeConfig,
     settings: Settings,
 ) -> Result<(), StartupError> {
+    // Local files first, so that a wrong path is reported as such and before any API server call.
+    crate::startup::check_local_inputs(&config, &tls::provider())?;
     let listeners = BoundListeners::bind(&config)?;
     let kube_config = load_config(config.kubeconfig.as_deref())
         .await
@@ -177,7 +181,11 @@ pub async fn serve(
             (bound.metrics, crate::metrics::router(metrics)),
         ],
     };
-    tracing::info!(version = env!("CARGO_PKG_VERSION"), "azwi-webhook starting");
+    tracing::info!(
+        version = crate::build_info::VERSION,
+        commit = crate::build_info::GIT_COMMIT,
+        "azwi-webhook starting"
+    );
     for flag in &config.ignored_flags {
         tracing::warn!(
             flag,

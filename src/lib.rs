@@ -2,6 +2,7 @@
 
 pub mod admission;
 pub mod app;
+pub mod build_info;
 pub mod certs;
 pub mod cloud;
 pub mod config;
@@ -13,4 +14,5 @@ pub mod metrics;
 pub mod mutate;
 pub mod review;
 pub mod server;
+pub mod startup;
 pub mod tls;

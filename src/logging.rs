@@ -16,7 +16,7 @@ use tracing_subscriber::EnvFilter;
 use crate::config::LogLevel;
 
 /// The environment variable that overrides `--log-level`.
-pub const ENV_FILTER_VAR: &str = "RUST_LOG";
+pub const ENV_FILTER_VAR: &str = crate::config::env::RUST_LOG;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoggingError {

@@ -25,7 +25,7 @@ fn main() -> ExitCode {
             &mut std::io::stderr().lock(),
         )),
         Command::Version => {
-            println!("azwi-webhook {}", env!("CARGO_PKG_VERSION"));
+            print!("{}", azwi_webhook::build_info::version_text());
             ExitCode::SUCCESS
         }
     }

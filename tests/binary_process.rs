@@ -46,9 +46,13 @@ const PATH: &str = "/mutate-v1-pod?timeout=10s";
 fn command(home: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(BIN);
     cmd.args(args);
+    // `serve` is also what runs when the first argument is a flag.
+    let serves = args
+        .first()
+        .is_none_or(|first| *first == "serve" || first.starts_with('-'));
     for flag in ["--webhook-addr", "--health-addr", "--metrics-addr"] {
         // clap refuses a flag given twice, so only the ones the case does not set itself.
-        if !args.iter().any(|a| a.starts_with(flag)) {
+        if serves && !args.iter().any(|a| a.starts_with(flag)) {
             cmd.arg(format!("{flag}=127.0.0.1:0"));
         }
     }
@@ -88,7 +92,7 @@ fn assert_one_line_error(args: &[&str], env: &[(&str, &str)], code: i32, names: 
     lines[0].to_owned()
 }
 
-const TENANT: (&str, &str) = ("AZURE_TENANT_ID", "tenant-1");
+const TENANT: (&str, &str) = ("AZURE_TENANT_ID", "11111111-2222-3333-4444-555555555555");
 
 #[test]
 fn insecure_tls_min_version_is_one_line_and_exit_2() {
@@ -178,12 +182,8 @@ fn startup_failures_are_one_line_and_exit_1() {
     let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = taken.local_addr().expect("addr").to_string();
     let health_flag = format!("--health-addr={addr}");
-    let line = assert_one_line_error(
-        &["serve", "--disable-cert-rotation", &health_flag],
-        &[TENANT],
-        1,
-        &["--health-addr"],
-    );
+    // Self-managed certificates (no files to check), so the bind is the first thing to fail.
+    let line = assert_one_line_error(&["serve", &health_flag], &[TENANT], 1, &["--health-addr"]);
     assert!(
         line.starts_with(&format!(
             "azwi-webhook: cannot listen on --health-addr {addr}"
@@ -193,24 +193,223 @@ fn startup_failures_are_one_line_and_exit_1() {
     drop(taken);
 
     // A --kubeconfig that cannot be read.
-    assert_one_line_error(
-        &[
-            "serve",
-            "--disable-cert-rotation",
-            "--kubeconfig=/nonexistent/kubeconfig",
-        ],
+    let line = assert_one_line_error(
+        &["serve", "--kubeconfig=/nonexistent/kubeconfig"],
         &[TENANT],
         1,
         &["--kubeconfig", "/nonexistent/kubeconfig"],
     );
+    // The cause once, not repeated by each layer that wraps it.
+    assert_eq!(line.matches("No such file").count(), 1, "{line}");
 
     // No KUBECONFIG, an empty HOME and no in-cluster variables: nothing to talk to.
     assert_one_line_error(
-        &["serve", "--disable-cert-rotation"],
+        &["serve"],
         &[TENANT],
         1,
         &["Kubernetes client", "KUBECONFIG"],
     );
+}
+
+#[test]
+fn tenant_that_is_not_a_guid_is_one_line_and_exit_2() {
+    let cases = [
+        ("tenant-1", "AZURE_TENANT_ID \"tenant-1\" is not a GUID"),
+        (
+            "00000000-0000-0000-0000-000000000000",
+            "AZURE_TENANT_ID is the all-zero placeholder",
+        ),
+    ];
+    for (tenant, message) in cases {
+        assert_one_line_error(&["serve"], &[("AZURE_TENANT_ID", tenant)], 2, &[message]);
+        // inject prefixes its own name; same message, same status.
+        let (status, stdout, stderr) = run(&["inject", "-f", "-"], &[("AZURE_TENANT_ID", tenant)]);
+        assert_eq!(status, Some(2), "{stderr}");
+        assert!(stdout.is_empty(), "{stdout}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.starts_with(&format!("azwi-webhook inject: {message}")),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn version_prints_version_commit_and_build_date() {
+    let (status, stdout, stderr) = run(&["version"], &[]);
+    assert_eq!(status, Some(0), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            format!("azwi-webhook {}", env!("CARGO_PKG_VERSION")),
+            format!("commit: {}", azwi_webhook::build_info::GIT_COMMIT),
+            format!("build date: {}", azwi_webhook::build_info::build_date()),
+        ],
+        "{stdout}"
+    );
+    let commit = azwi_webhook::build_info::GIT_COMMIT;
+    assert!(
+        commit == "unknown"
+            || commit
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)),
+        "{commit}"
+    );
+}
+
+/// `--client-ca-file` is read before anything else: with no Kubernetes configuration at all, the
+/// error is still the file's.
+#[test]
+fn unusable_client_ca_file_is_named_before_the_kubernetes_client() {
+    let dir = TempDir::new().expect("tempdir");
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate\n").expect("write");
+    let junk_flag = format!("--client-ca-file={}", junk.display());
+    for (flag, path, cause) in [
+        (
+            "--client-ca-file=/nonexistent/ca.pem",
+            "/nonexistent/ca.pem",
+            "No such file",
+        ),
+        (
+            junk_flag.as_str(),
+            junk.to_str().expect("utf-8"),
+            "no PEM certificate",
+        ),
+    ] {
+        let line = assert_one_line_error(
+            &["serve", flag],
+            &[TENANT],
+            1,
+            &["--client-ca-file", path, cause],
+        );
+        assert!(!line.contains("Kubernetes client"), "{line}");
+    }
+}
+
+/// Runs `azwi-webhook` with a kubeconfig for `fake` plus `args`, off the runtime's threads (the fake
+/// answers on them); the result of [`run`].
+async fn run_against(
+    fake: &FakeApiServer,
+    dir: &Path,
+    args: &[&str],
+) -> (Option<i32>, String, String) {
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(&kubeconfig, fake.kubeconfig()).expect("write kubeconfig");
+    let mut args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    args.push(format!("--kubeconfig={}", kubeconfig.display()));
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&args, &[TENANT])
+    })
+    .await
+    .expect("run azwi-webhook")
+}
+
+/// With provided certificates (`--disable-cert-rotation`), a certificate directory that is missing
+/// or holds no usable pair stops the start with one line naming the flag; the API server is never
+/// asked. (It used to run unready for ever, with a warning.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusable_webhook_cert_dir_stops_the_start_before_the_api_server_is_asked() {
+    let fake = FakeApiServer::start_with_workload().await;
+    let dir = TempDir::new().expect("tempdir");
+    let missing = dir.path().join("misspelt-certs");
+    let half = dir.path().join("half");
+    std::fs::create_dir(&half).expect("mkdir");
+    let pki = generate_ca_and_leaf(&["localhost"]);
+    std::fs::copy(pki.path().join("tls.crt"), half.join("tls.crt")).expect("copy tls.crt");
+    for (cert_dir, cause) in [(&missing, "tls.crt"), (&half, "tls.key")] {
+        let cert_flag = format!("--webhook-cert-dir={}", cert_dir.display());
+        let (status, stdout, stderr) = run_against(
+            &fake,
+            dir.path(),
+            &["serve", "--disable-cert-rotation", &cert_flag],
+        )
+        .await;
+        assert_eq!(status, Some(1), "{stderr}");
+        assert!(stdout.is_empty(), "{stdout}");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "{stderr}");
+        for name in ["--webhook-cert-dir", &cert_dir.display().to_string(), cause] {
+            assert!(
+                lines[0].contains(name),
+                "{:?} does not name {name}",
+                lines[0]
+            );
+        }
+    }
+    assert!(fake.requests().is_empty(), "{:?}", fake.requests());
+}
+
+/// Kubernetes client failures print their cause, on one line, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubernetes_client_errors_show_their_cause_on_one_line() {
+    let fake = FakeApiServer::start_with_workload().await;
+    let dir = TempDir::new().expect("tempdir");
+    let good = fake.kubeconfig();
+    let cases = [
+        // Not YAML: the parser's multi-line excerpt must not break the one line.
+        ("garbage\n".to_owned(), "failed to parse kubeconfig YAML"),
+        // A client key that is not a key: the client cannot be built, and the reason is shown.
+        (
+            with_user(
+                &good,
+                "client-certificate-data: aGVsbG8K\n    client-key-data: aGVsbG8K",
+            ),
+            "private key",
+        ),
+    ];
+    for (kubeconfig, cause) in cases {
+        let path = dir.path().join("kubeconfig");
+        std::fs::write(&path, kubeconfig).expect("write kubeconfig");
+        let flag = format!("--kubeconfig={}", path.display());
+        let line = assert_one_line_error(
+            &["serve", &flag],
+            &[TENANT],
+            1,
+            &["Kubernetes client", cause],
+        );
+        assert_eq!(line.matches(cause).count(), 1, "{line}");
+    }
+    // A cluster CA that holds no certificate: refused at once instead of retrying a handshake
+    // that can never succeed.
+    let bad_ca = replace_ca_data(&good, "aGVsbG8K");
+    let path = dir.path().join("bad-ca-kubeconfig");
+    std::fs::write(&path, bad_ca).expect("write kubeconfig");
+    let flag = format!("--kubeconfig={}", path.display());
+    let line = tokio::task::spawn_blocking(move || {
+        assert_one_line_error(
+            &["serve", &flag],
+            &[TENANT],
+            1,
+            &["certificate authority", "no PEM certificate"],
+        )
+    })
+    .await
+    .expect("bad CA case");
+    assert!(line.contains("Kubernetes client"), "{line}");
+    assert!(fake.requests().is_empty(), "{:?}", fake.requests());
+}
+
+/// `kubeconfig` with its user's credentials replaced by `user_fields` (YAML, indented as a user).
+fn with_user(kubeconfig: &str, user_fields: &str) -> String {
+    let (head, _) = kubeconfig.split_once("users:").expect("a users: section");
+    format!("{head}users:\n- name: fake\n  user:\n    {user_fields}\n")
+}
+
+/// `kubeconfig` with `certificate-authority-data` set to `data`.
+fn replace_ca_data(kubeconfig: &str, data: &str) -> String {
+    kubeconfig
+        .lines()
+        .map(
+            |line| match line.split_once("certificate-authority-data:") {
+                Some((indent, _)) => format!("{indent}certificate-authority-data: {data}"),
+                None => line.to_owned(),
+            },
+        )
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Starts `azwi-webhook serve` with provided certificates and `KUBECONFIG` pointing at `fake`, and
@@ -283,6 +482,20 @@ async fn sigterm_fails_readiness_at_once_serves_through_the_delay_drains_and_exi
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["response"]["allowed"], true, "{body}");
     assert!(body["response"]["patch"].is_string(), "{body}");
+
+    // The build the process reports on /metrics is the one `azwi-webhook version` prints.
+    let (status, scrape) = get_plain(app.metrics, "/metrics").await.expect("scrape");
+    assert_eq!(status, 200);
+    let build_info = format!(
+        r#"azwi_build_info{{build_date="{}",commit="{}",version="{}"}} 1"#,
+        azwi_webhook::build_info::build_date(),
+        azwi_webhook::build_info::GIT_COMMIT,
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(
+        scrape.lines().any(|l| l == build_info),
+        "{build_info} not in\n{scrape}"
+    );
 
     // A review that will still be in flight when the drain starts: an uncached service account costs
     // a live GET, which the fake holds for twice the shutdown delay.

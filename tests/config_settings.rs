@@ -29,7 +29,11 @@ fn serve_args(flags: &[&str]) -> ServeArgs {
 }
 
 fn env(pairs: &[(&'static str, &str)]) -> Env {
-    let mut env: Env = [("AZURE_TENANT_ID", "tenant".to_owned())].into();
+    let mut env: Env = [(
+        "AZURE_TENANT_ID",
+        "11111111-2222-3333-4444-555555555555".to_owned(),
+    )]
+    .into();
     for (k, v) in pairs {
         env.insert(k, (*v).to_owned());
     }
@@ -62,7 +66,7 @@ fn defaults_give_documented_settings_and_serve_config() {
         settings,
         Settings {
             audience: "api://AzureADTokenExchange".into(),
-            tenant_id: "tenant".into(),
+            tenant_id: "11111111-2222-3333-4444-555555555555".into(),
             authority_host: "https://login.microsoftonline.com/".into(),
             identity_binding: Some(IdentityBinding {
                 switch_key: "azure.workload.identity/use-identity-binding".into(),
@@ -392,7 +396,7 @@ fn config_prefixed_variables_are_ignored() {
     let mut e = env(&[("CONFIG_AZURE_TENANT_ID", "other")]);
     assert_eq!(
         build_settings(&serve_args(&[]).mutation, &e).map(|s| s.tenant_id),
-        Ok("tenant".into())
+        Ok("11111111-2222-3333-4444-555555555555".into())
     );
     e.remove("AZURE_TENANT_ID");
     assert_eq!(
@@ -434,6 +438,9 @@ fn every_error_names_its_flag_or_variable() {
     type Case<'a> = (Vec<&'a str>, Vec<(&'static str, &'a str)>, Vec<&'a str>);
     let cases: Vec<Case> = vec![
         (vec![], vec![("AZURE_TENANT_ID", "")], vec!["AZURE_TENANT_ID", "unset or empty"]),
+        (vec![], vec![("AZURE_TENANT_ID", "tenant-1")], vec!["AZURE_TENANT_ID \"tenant-1\" is not a GUID", "tenantId"]),
+        (vec![], vec![("AZURE_TENANT_ID", "{11111111-2222-3333-4444-555555555555}")], vec!["AZURE_TENANT_ID", "is not a GUID"]),
+        (vec![], vec![("AZURE_TENANT_ID", "00000000-0000-0000-0000-000000000000")], vec!["AZURE_TENANT_ID", "all-zero placeholder"]),
         (vec![], vec![("AZURE_ENVIRONMENT", "AzureGermanCloud")], vec!["AZURE_ENVIRONMENT", "retired", "AzurePublicCloud"]),
         (vec![], vec![("AZURE_ENVIRONMENT", "AzureStackCloud")], vec!["AZURE_ENVIRONMENT", "AzureChinaCloud"]),
         (vec![], vec![("AZURE_ENVIRONMENT", "moon")], vec!["AZURE_ENVIRONMENT \"moon\" is not supported"]),

@@ -86,7 +86,7 @@ async fn mutates_over_http2_and_http1_with_the_real_kube_client() {
         "azwi_mutation_request_count{namespace=\"ns\"} 2",
         "azwi_service_account_lookups_total{result=\"hit\",source=\"cache\"} 2",
         "azwi_service_account_cache_objects ",
-        "azwi_build_info{version=\"",
+        "azwi_build_info{build_date=\"",
         "azwi_tls_certificate_expiry_timestamp_seconds ",
     ] {
         assert!(scrape.contains(series), "missing {series} in\n{scrape}");

@@ -51,7 +51,7 @@ fn bad_input_exits_non_zero_and_prints_nothing() {
     let output = Command::new(env!("CARGO_BIN_EXE_azwi-webhook"))
         .args(["inject", "-f", "/nonexistent/manifests.yaml"])
         .env_clear()
-        .env("AZURE_TENANT_ID", "t")
+        .env("AZURE_TENANT_ID", "11111111-2222-3333-4444-555555555555")
         .output()
         .expect("runs");
     assert_eq!(output.status.code(), Some(1));

@@ -43,7 +43,8 @@ fn args(extra: &[&str]) -> InjectArgs {
 }
 
 async fn run(input: &str, extra: &[&str]) -> (u8, String, String) {
-    let env: BTreeMap<&str, &str> = [("AZURE_TENANT_ID", "tenant")].into();
+    let env: BTreeMap<&str, &str> =
+        [("AZURE_TENANT_ID", "11111111-2222-3333-4444-555555555555")].into();
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let status = inject::run_async(
         &args(extra),

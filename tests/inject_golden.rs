@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use azwi_webhook::config::{parse_go_style, Command};
 use azwi_webhook::inject;
 
-const DEFAULT_TENANT: &str = "00000000-0000-0000-0000-000000000000";
+const DEFAULT_TENANT: &str = "22222222-3333-4444-5555-666666666666";
 
 fn case_dir(case: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

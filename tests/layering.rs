@@ -15,21 +15,26 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("cloud", &[]),
     ("heap", &[]),
     ("tls", &[]),
+    // Version, commit and build date, fixed at build time.
+    ("build_info", &[]),
     // The seam the server hands requests through; the admission side implements it.
     ("review", &[]),
     ("config", &["mutate", "tls", "cloud"]),
     ("logging", &["config"]),
     ("k8s", &["mutate", "heap"]),
-    ("metrics", &["mutate", "k8s"]),
+    ("metrics", &["build_info", "mutate", "k8s"]),
     ("admission", &["mutate", "k8s", "metrics", "review"]),
     ("server", &["review", "tls"]),
     ("certs", &["config", "k8s", "tls"]),
     ("inject", &["mutate", "k8s", "config"]),
+    // The checks of local inputs (files, certificate directory) before anything else starts.
+    ("startup", &["config", "tls"]),
     // Wiring: the process entry points.
     (
         "app",
         &[
             "admission",
+            "build_info",
             "certs",
             "config",
             "k8s",
@@ -37,6 +42,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "metrics",
             "mutate",
             "server",
+            "startup",
             "tls",
         ],
     ),

@@ -122,8 +122,10 @@ async fn scrape_shows_exact_series_after_recording() {
         );
     }
     let build = format!(
-        r#"azwi_build_info{{version="{}"}} 1"#,
-        env!("CARGO_PKG_VERSION")
+        r#"azwi_build_info{{build_date="{}",commit="{}",version="{}"}} 1"#,
+        azwi_webhook::build_info::build_date(),
+        azwi_webhook::build_info::GIT_COMMIT,
+        azwi_webhook::build_info::VERSION
     );
     assert_eq!(series(&body, "azwi_build_info"), [build.as_str()]);
     // Every (outcome, reason) pair, 2 × 4 lookup pairs, 3 × 2 RBAC pairs: all present from the start.

@@ -21,7 +21,8 @@ use crate::mutate::settings::{DEFAULT_AUDIENCE, DEFAULT_IDENTITY_BINDING_AUDIENC
     name = "azwi-webhook",
     version,
     about = "Mutating admission webhook that gives pods an Azure identity (Azure Workload Identity compatible)",
-    args_conflicts_with_subcommands = true
+    args_conflicts_with_subcommands = true,
+    after_help = super::help::top_level()
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -42,13 +43,16 @@ impl Cli {
 #[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Run the admission webhook (the default when no subcommand is given).
+    #[command(after_help = super::help::serve())]
     Serve(Box<ServeArgs>),
     /// Apply the webhook's mutation to manifests offline and print the result.
+    #[command(after_help = super::help::inject())]
     Inject(InjectArgs),
     /// Generate a CA and a serving certificate for manual or development installs.
-    #[command(after_help = CERTS_EXAMPLES)]
+    #[command(after_help = super::help::certs())]
     Certs(CertsArgs),
-    /// Print the version and exit.
+    /// Print the version, git commit and build date, and exit.
+    #[command(after_help = super::help::version())]
     Version,
 }
 
@@ -241,24 +245,6 @@ impl InjectArgs {
             .collect()
     }
 }
-
-/// The Examples section of `azwi-webhook certs --help`.
-const CERTS_EXAMPLES: &str = "\
-Examples:
-  # A new CA and a serving certificate for the webhook Service in POD_NAMESPACE
-  # (default azure-workload-identity-system); prints the caBundle
-  azwi-webhook certs --out certs/out
-
-  # A webhook reached by name and by IP address (e.g. run outside the cluster)
-  azwi-webhook certs --out certs/out --dns-name localhost --ip 127.0.0.1 --ip ::1
-
-  # Renew the serving certificate with the CA the API server already trusts
-  # (its caBundle stays valid; --force replaces tls.crt and tls.key)
-  azwi-webhook certs --out certs/out --ca-cert certs/out/ca.crt --ca-key certs/out/ca.key --force
-
-Files: ca.crt, ca.key (new CA only), tls.crt, tls.key; keys are mode 0600.
-Exit status: 0 written; 2 bad arguments or files in the way (nothing written); 1 generating
-or writing failed.";
 
 /// Flags of `certs`.
 #[derive(Debug, Clone, Args)]

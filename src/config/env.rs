@@ -27,6 +27,115 @@ pub const AZURE_KUBERNETES_CA_CONFIGMAP_NAME: &str = "AZURE_KUBERNETES_CA_CONFIG
 pub const AZURE_KUBERNETES_CA_CTB_SIGNER_NAME: &str = "AZURE_KUBERNETES_CA_CTB_SIGNER_NAME";
 pub const AZURE_KUBERNETES_CA_CTB_LABEL_SELECTOR: &str = "AZURE_KUBERNETES_CA_CTB_LABEL_SELECTOR";
 pub const POD_NAMESPACE: &str = "POD_NAMESPACE";
+/// Read by the Kubernetes client (kube-rs), not through [`EnvSource`]; listed for `--help`.
+pub const KUBECONFIG: &str = "KUBECONFIG";
+/// Read by `logging::init`, not through [`EnvSource`]; listed for `--help`.
+pub const RUST_LOG: &str = "RUST_LOG";
+
+/// The subcommands that read environment variables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    Serve,
+    Inject,
+    Certs,
+}
+
+/// One environment variable: who reads it and the line `--help` shows for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EnvVar {
+    pub name: &'static str,
+    pub readers: &'static [Reader],
+    pub help: &'static str,
+}
+
+const MUTATION: &[Reader] = &[Reader::Serve, Reader::Inject];
+
+/// Every environment variable the program reads, in the order `--help` lists them: the single source of
+/// the names in help texts and the check that help and code agree (`tests/config_help.rs`).
+pub const VARIABLES: &[EnvVar] = &[
+    EnvVar {
+        name: AZURE_TENANT_ID,
+        readers: MUTATION,
+        help: "Required. Microsoft Entra tenant ID (a GUID, not all zeros), injected into pods as \
+               AZURE_TENANT_ID unless the service account names its own.",
+    },
+    EnvVar {
+        name: AZURE_ENVIRONMENT,
+        readers: MUTATION,
+        help: "Cloud deciding AZURE_AUTHORITY_HOST: AzurePublicCloud (default), AzureChinaCloud or \
+               AzureUSGovernmentCloud.",
+    },
+    EnvVar {
+        name: PROXY_IMAGE,
+        readers: MUTATION,
+        help: "Image of the azwi-proxy sidecar (default: upstream's v1.6.0 image).",
+    },
+    EnvVar {
+        name: PROXY_INIT_IMAGE,
+        readers: MUTATION,
+        help: "Image of the azwi-proxy-init init container (default: upstream's v1.6.0 image).",
+    },
+    EnvVar {
+        name: AZURE_KUBERNETES_TOKEN_PROXY,
+        readers: MUTATION,
+        help: "Identity binding: token proxy URL injected into identity-binding pods; without it they \
+               are refused.",
+    },
+    EnvVar {
+        name: AZURE_KUBERNETES_TOKEN_ENDPOINT,
+        readers: MUTATION,
+        help: "Older name of AZURE_KUBERNETES_TOKEN_PROXY, read only when that is empty.",
+    },
+    EnvVar {
+        name: AZURE_KUBERNETES_SNI_NAME,
+        readers: MUTATION,
+        help: "Identity binding: TLS server name of the token proxy.",
+    },
+    EnvVar {
+        name: AZURE_KUBERNETES_CA_DATA,
+        readers: MUTATION,
+        help: "Identity binding: PEM CA of the token proxy, injected as is (at most one CA source).",
+    },
+    EnvVar {
+        name: AZURE_KUBERNETES_CA_CONFIGMAP_NAME,
+        readers: MUTATION,
+        help: "Identity binding: ConfigMap (key ca.crt) in the pod's namespace projected as the CA file.",
+    },
+    EnvVar {
+        name: AZURE_KUBERNETES_CA_CTB_SIGNER_NAME,
+        readers: MUTATION,
+        help: "Identity binding: ClusterTrustBundle signer projected as the CA file.",
+    },
+    EnvVar {
+        name: AZURE_KUBERNETES_CA_CTB_LABEL_SELECTOR,
+        readers: MUTATION,
+        help: "JSON LabelSelector narrowing the signer's bundles (needs the signer name).",
+    },
+    EnvVar {
+        name: POD_NAMESPACE,
+        readers: &[Reader::Serve, Reader::Certs],
+        help: "Namespace of the webhook: its certificate Secret and service DNS name \
+               (default: azure-workload-identity-system).",
+    },
+    EnvVar {
+        name: KUBECONFIG,
+        readers: &[Reader::Serve, Reader::Inject],
+        help: "Kubernetes client configuration of serve (unless --kubeconfig is given) and of inject \
+               --from-cluster; unset: ~/.kube/config, else the pod's service account.",
+    },
+    EnvVar {
+        name: RUST_LOG,
+        readers: &[Reader::Serve],
+        help: "Log filter replacing --log-level, e.g. warn,azwi_webhook::k8s=debug.",
+    },
+];
+
+/// The variables `reader` reads, in [`VARIABLES`] order.
+pub fn read_by(reader: Reader) -> impl Iterator<Item = &'static EnvVar> {
+    VARIABLES
+        .iter()
+        .filter(move |v| v.readers.contains(&reader))
+}
 
 /// Namespace used when `POD_NAMESPACE` is unset or empty (the shipped manifests' namespace).
 pub const DEFAULT_POD_NAMESPACE: &str = "azure-workload-identity-system";

@@ -17,6 +17,18 @@ pub enum ConfigError {
     )]
     TenantIdMissing,
 
+    #[error(
+        "AZURE_TENANT_ID {value:?} is not a GUID; set it to the Microsoft Entra tenant ID of the cluster, \
+         8-4-4-4-12 hexadecimal digits (az account show --query tenantId -o tsv)"
+    )]
+    TenantIdNotGuid { value: String },
+
+    #[error(
+        "AZURE_TENANT_ID is the all-zero placeholder 00000000-0000-0000-0000-000000000000; set it to the \
+         Microsoft Entra tenant ID of the cluster (az account show --query tenantId -o tsv)"
+    )]
+    TenantIdPlaceholder,
+
     #[error(transparent)]
     Cloud(#[from] UnknownCloud),
 

@@ -22,6 +22,8 @@ mod argv;
 mod cli;
 pub mod env;
 mod error;
+mod guid;
+mod help;
 mod mutation;
 mod names;
 mod quantity;

@@ -7,6 +7,7 @@ use rustls_pki_types::CertificateDer;
 use super::cli::MutationArgs;
 use super::env::{self, EnvSource};
 use super::error::ConfigError;
+use super::guid::{tenant_guid, TenantIdProblem};
 use super::names::{dns_subdomain, qualified_name};
 use super::resources::{self, container_resources};
 use super::selector::parse_label_selector;
@@ -29,9 +30,7 @@ const AUDIENCE_FLAG: &str = "--custom-token-endpoint-audience";
 /// Validates the mutation flags and environment into [`Settings`]. `AZURE_TENANT_ID` is required (for
 /// `inject` too: without it, pods whose service account names no tenant would get no tenant at all).
 pub fn build_settings(args: &MutationArgs, env: &dyn EnvSource) -> Result<Settings, ConfigError> {
-    let tenant_id = env
-        .non_empty(env::AZURE_TENANT_ID)
-        .ok_or(ConfigError::TenantIdMissing)?;
+    let tenant_id = tenant_id(env)?;
     let cloud = Cloud::from_name(&env.var(env::AZURE_ENVIRONMENT).unwrap_or_default())?;
     let audience = if args.audience.is_empty() {
         DEFAULT_AUDIENCE.to_owned()
@@ -71,6 +70,18 @@ pub fn build_settings(args: &MutationArgs, env: &dyn EnvSource) -> Result<Settin
         },
         // Needs the API server version; `serve` sets it after discovery, offline `inject` stays classic.
     })
+}
+
+/// `AZURE_TENANT_ID`, which must be a GUID other than the all-zero placeholder.
+fn tenant_id(env: &dyn EnvSource) -> Result<String, ConfigError> {
+    let value = env
+        .non_empty(env::AZURE_TENANT_ID)
+        .ok_or(ConfigError::TenantIdMissing)?;
+    match tenant_guid(&value) {
+        Ok(()) => Ok(value),
+        Err(TenantIdProblem::NotAGuid) => Err(ConfigError::TenantIdNotGuid { value }),
+        Err(TenantIdProblem::AllZero) => Err(ConfigError::TenantIdPlaceholder),
+    }
 }
 
 /// `(switch key, audience)` when identity binding is on; `None` when both flags are empty (upstream main).

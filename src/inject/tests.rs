@@ -14,7 +14,7 @@ fn args(extra: &[&str]) -> InjectArgs {
 }
 
 fn env() -> BTreeMap<&'static str, &'static str> {
-    [("AZURE_TENANT_ID", "tenant")].into()
+    [("AZURE_TENANT_ID", "11111111-2222-3333-4444-555555555555")].into()
 }
 
 /// `(exit status, stdout, stderr)`.

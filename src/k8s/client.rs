@@ -25,12 +25,18 @@ pub enum ClientError {
     )]
     Infer(#[source] InferConfigError),
     /// The file given with `--kubeconfig` could not be read or used.
-    #[error("cannot use --kubeconfig {path}: {source}")]
+    #[error("cannot use --kubeconfig {path}")]
     Kubeconfig {
         path: std::path::PathBuf,
         #[source]
         source: kube::config::KubeconfigError,
     },
+    /// The configuration's cluster CA holds no usable certificate: every connection would fail the
+    /// TLS handshake (kube does not check it).
+    #[error(
+        "the certificate authority of the Kubernetes client configuration is unusable: {reason}"
+    )]
+    ClusterCa { reason: String },
     /// A configuration was found but a client could not be built from it (bad CA or client certificate).
     #[error("invalid Kubernetes client configuration")]
     Build(#[source] kube::Error),
@@ -78,7 +84,9 @@ impl Default for ClientOptions {
 /// Returned separately from [`client_from_config`] so one inferred configuration can back both a
 /// request client and a watch client.
 pub async fn infer_config() -> Result<Config, ClientError> {
-    Config::infer().await.map_err(ClientError::Infer)
+    let config = Config::infer().await.map_err(ClientError::Infer)?;
+    check_cluster_ca(&config)?;
+    Ok(config)
 }
 
 /// The client configuration from `path` (its current context), or inferred when `path` is `None`.
@@ -91,9 +99,32 @@ pub async fn load_config(path: Option<&std::path::Path>) -> Result<Config, Clien
         source,
     };
     let kubeconfig = kube::config::Kubeconfig::read_from(path).map_err(failed)?;
-    Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
-        .await
-        .map_err(failed)
+    let config =
+        Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
+            .await
+            .map_err(failed)?;
+    check_cluster_ca(&config)?;
+    Ok(config)
+}
+
+/// A configured CA must hold certificates: kube reads PEM without complaint when it finds none
+/// (`certificate-authority-data` of a truncated or mistyped base64 value), and the client then
+/// fails every handshake, retried forever behind "client error (Connect)".
+fn check_cluster_ca(config: &Config) -> Result<(), ClientError> {
+    let Some(roots) = &config.root_cert else {
+        return Ok(());
+    };
+    if roots.is_empty() {
+        return Err(ClientError::ClusterCa {
+            reason: "no PEM certificate in it".into(),
+        });
+    }
+    for (i, der) in roots.iter().enumerate() {
+        x509_parser::parse_x509_certificate(der).map_err(|e| ClientError::ClusterCa {
+            reason: format!("certificate {} does not parse: {e}", i + 1),
+        })?;
+    }
+    Ok(())
 }
 
 /// Infers the configuration and builds a client with `options` applied.

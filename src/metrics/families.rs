@@ -22,6 +22,23 @@ pub(super) const RBAC_DURATION: &str = "azwi_rbac_check_duration_seconds";
 pub(super) const TLS_EXPIRY: &str = "azwi_tls_certificate_expiry_timestamp_seconds";
 pub(super) const BUILD_INFO: &str = "azwi_build_info";
 
+/// Label values of `azwi_build_info`.
+pub(super) struct BuildLabels {
+    pub version: &'static str,
+    pub commit: &'static str,
+    pub build_date: String,
+}
+
+impl BuildLabels {
+    pub fn of_this_build() -> Self {
+        BuildLabels {
+            version: crate::build_info::VERSION,
+            commit: crate::build_info::GIT_COMMIT,
+            build_date: crate::build_info::build_date(),
+        }
+    }
+}
+
 /// Upstream's buckets (1 ms to 3 s) with three more below 1 ms: this webhook answers most reviews in well
 /// under a millisecond, which upstream's first bucket would lump together.
 pub(super) const MUTATION_BUCKETS: [f64; 35] = [
@@ -56,7 +73,7 @@ pub(super) struct Families {
 }
 
 impl Families {
-    pub fn new(version: &str, namespace_limit: usize) -> Result<Self, MetricsError> {
+    pub fn new(build: &BuildLabels, namespace_limit: usize) -> Result<Self, MetricsError> {
         let registry = Registry::new();
 
         let admissions_vec = register(
@@ -193,13 +210,13 @@ impl Families {
             IntGaugeVec::new(
                 Opts::new(
                     BUILD_INFO,
-                    "Always 1; the version label says which build is running.",
+                    "Always 1; the labels say which build is running.",
                 ),
-                &["version"],
+                &["version", "commit", "build_date"],
             ),
         )?;
         build_info
-            .get_metric_with_label_values(&[version])
+            .get_metric_with_label_values(&[build.version, build.commit, &build.build_date])
             .map_err(|source| MetricsError {
                 name: BUILD_INFO,
                 source,

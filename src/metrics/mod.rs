@@ -83,7 +83,7 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    /// A fresh registry with every family registered, `azwi_build_info{version=<crate version>} 1`, the
+    /// A fresh registry with every family registered, `azwi_build_info{version,commit,build_date} 1`, the
     /// process collector (Linux), and at most [`DEFAULT_NAMESPACE_LIMIT`] namespaces tracked.
     pub fn new() -> Result<Self, MetricsError> {
         Self::with_namespace_limit(DEFAULT_NAMESPACE_LIMIT)
@@ -93,7 +93,10 @@ impl Metrics {
     /// further ones are folded into `namespace="_other"`.
     pub fn with_namespace_limit(limit: usize) -> Result<Self, MetricsError> {
         Ok(Metrics {
-            inner: Arc::new(families::Families::new(env!("CARGO_PKG_VERSION"), limit)?),
+            inner: Arc::new(families::Families::new(
+                &families::BuildLabels::of_this_build(),
+                limit,
+            )?),
         })
     }
 

@@ -271,8 +271,10 @@ fn build_info_and_certificate_expiry() {
     m.set_tls_certificate_expiry(1_800_000_000);
     let text = m.render();
     let build = format!(
-        r#"azwi_build_info{{version="{}"}}"#,
-        env!("CARGO_PKG_VERSION")
+        r#"azwi_build_info{{build_date="{}",commit="{}",version="{}"}}"#,
+        crate::build_info::build_date(),
+        crate::build_info::GIT_COMMIT,
+        crate::build_info::VERSION
     );
     assert_eq!(value(&text, &build), Some(1.0));
     assert_eq!(value(&text, TLS_EXPIRY), Some(1.8e9));
