@@ -76,6 +76,46 @@ pub const VARIABLES: &[EnvVar] = &[
         help: "Image of the azwi-proxy-init init container (default: upstream's v1.6.0 image).",
     },
     EnvVar {
+        name: PROXY_CPU_REQUEST,
+        readers: MUTATION,
+        help: "CPU request of the azwi-proxy sidecar, a Kubernetes quantity (unset: none).",
+    },
+    EnvVar {
+        name: PROXY_MEMORY_REQUEST,
+        readers: MUTATION,
+        help: "Memory request of the azwi-proxy sidecar (unset: none).",
+    },
+    EnvVar {
+        name: PROXY_CPU_LIMIT,
+        readers: MUTATION,
+        help: "CPU limit of the azwi-proxy sidecar (unset: none).",
+    },
+    EnvVar {
+        name: PROXY_MEMORY_LIMIT,
+        readers: MUTATION,
+        help: "Memory limit of the azwi-proxy sidecar (unset: none).",
+    },
+    EnvVar {
+        name: PROXY_INIT_CPU_REQUEST,
+        readers: MUTATION,
+        help: "CPU request of the azwi-proxy-init container (unset: none).",
+    },
+    EnvVar {
+        name: PROXY_INIT_MEMORY_REQUEST,
+        readers: MUTATION,
+        help: "Memory request of the azwi-proxy-init container (unset: none).",
+    },
+    EnvVar {
+        name: PROXY_INIT_CPU_LIMIT,
+        readers: MUTATION,
+        help: "CPU limit of the azwi-proxy-init container (unset: none).",
+    },
+    EnvVar {
+        name: PROXY_INIT_MEMORY_LIMIT,
+        readers: MUTATION,
+        help: "Memory limit of the azwi-proxy-init container (unset: none).",
+    },
+    EnvVar {
         name: AZURE_KUBERNETES_TOKEN_PROXY,
         readers: MUTATION,
         help: "Identity binding: token proxy URL injected into identity-binding pods; without it they \
