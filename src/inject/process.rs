@@ -237,19 +237,20 @@ fn rbac_finding(context: &Context<'_>, workload: &Workload, injection: &mut Inje
     let checked = !context.rbac.is_empty();
     // With no RBAC objects in the input, only what needs no answer is judged (no client ID at all,
     // `valueFrom` client IDs).
-    let checks: Vec<CheckReport> = grants
-        .iter()
-        .filter(|_| checked)
-        .map(|(id, grant)| {
-            CheckReport::offline(
-                id,
-                AccessDecision {
+    let checks: Vec<CheckReport> = if checked {
+        grants
+            .iter()
+            .map(|(id, grant)| {
+                let decision = AccessDecision {
                     allowed: grant.is_some(),
                     reason: String::new(),
-                },
-            )
-        })
-        .collect();
+                };
+                CheckReport::offline(id, decision)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let verdict = authz::decision::verdict(
         RbacCheck::Deny,
         namespace,
@@ -257,11 +258,6 @@ fn rbac_finding(context: &Context<'_>, workload: &Workload, injection: &mut Inje
         &plan.client_ids,
         &checks,
     );
-    injection.rbac = if checked {
-        RbacStatus::Checked(grants.clone())
-    } else {
-        RbacStatus::NotChecked
-    };
     match verdict {
         Verdict::Allow => {}
         Verdict::AllowWithWarnings(warnings) => injection.warnings.extend(warnings),
@@ -284,4 +280,9 @@ fn rbac_finding(context: &Context<'_>, workload: &Workload, injection: &mut Inje
             }
         }
     }
+    injection.rbac = if checked {
+        RbacStatus::Checked(grants)
+    } else {
+        RbacStatus::NotChecked
+    };
 }

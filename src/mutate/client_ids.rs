@@ -24,8 +24,13 @@ pub struct ClientIds {
 
 /// Every container the webhook injects (init and app containers, minus `skip`) and the client ID
 /// each will carry. `sa_client_id` is empty when the service account names none.
-pub fn presented_client_ids(pod: &PodView<'_>, sa_client_id: &str, skip: &[&str]) -> ClientIds {
-    let previous = InjectedIdentity::previous(pod);
+/// `previous` is the pod's `injected-identity` record, as the mutation read it.
+pub fn presented_client_ids(
+    pod: &PodView<'_>,
+    sa_client_id: &str,
+    skip: &[&str],
+    previous: Option<&InjectedIdentity>,
+) -> ClientIds {
     let mut out = ClientIds::default();
     let Some(spec) = pod.spec.as_ref() else {
         return out;
@@ -35,7 +40,7 @@ pub fn presented_client_ids(pod: &PodView<'_>, sa_client_id: &str, skip: &[&str]
         if skip.contains(&container.name.as_str()) {
             continue;
         }
-        container_client_ids(container, sa_client_id, previous.as_ref(), &mut out);
+        container_client_ids(container, sa_client_id, previous, &mut out);
     }
     out
 }

@@ -150,7 +150,8 @@ pub fn plan(
         };
         ops.extend(record::record_op(pod, &injected));
     }
-    let client_ids = client_ids::presented_client_ids(pod, &identity.client_id, &skip);
+    let client_ids =
+        client_ids::presented_client_ids(pod, &identity.client_id, &skip, previous.as_ref());
     Ok(Plan {
         ops,
         warnings,

@@ -1421,17 +1421,7 @@ fn watch_service_accounts(
             }
         }
     });
-    let stream = futures::stream::unfold(chunks, |mut chunks| async move {
-        chunks
-            .recv()
-            .await
-            .map(|chunk| (Ok::<_, Infallible>(chunk), chunks))
-    });
-    Response::builder()
-        .status(200)
-        .header(CONTENT_TYPE, "application/json")
-        .body(Body::from_stream(stream))
-        .expect("response")
+    watch_response(chunks)
 }
 
 /// A stored object as a list or watch returns it: whole, or its `PartialObjectMetadata`.
@@ -1548,6 +1538,11 @@ fn list_or_watch_objects(
             }
         }
     });
+    watch_response(chunks)
+}
+
+/// A watch's chunked answer: one JSON line per chunk the watch task sends, until it drops its sender.
+fn watch_response(chunks: mpsc::Receiver<Bytes>) -> Response<Body> {
     let stream = futures::stream::unfold(chunks, |mut chunks| async move {
         chunks
             .recv()
