@@ -3,15 +3,20 @@
 //! - `apiserver --service-accounts N --out DIR`: the in-process fake API server of the tests, holding
 //!   N service accounts (`shop/checkout`, which the fixture pod uses, plus N-1 others). Writes
 //!   `DIR/apiserver.url` and `DIR/apiserver-ca.pem`, then serves until killed.
-//! - `webhook --cert-dir DIR --addr A --health-addr H --metrics-addr M --apiserver DIR`: the real
-//!   `app::serve`, reading service accounts from that fake API server through the real kube client.
-//! - `webhook-in-memory --cert-dir DIR --addr A --health-addr H --metrics-addr M --service-accounts N`:
+//! - `webhook --cert-dir DIR --addr A --health-addr H --metrics-addr M --apiserver DIR [--log-level L]`:
+//!   the real `app::serve`, reading service accounts from that fake API server through the real kube
+//!   client, logging at `L` (default `info`, as the manifests deploy it; `unset` for warnings only).
+//! - `webhook-in-memory --cert-dir DIR --addr A --health-addr H --metrics-addr M --service-accounts N
+//!   [--log-level L]`:
 //!   CACHE-EQUIVALENT, not `app::serve`: the same server, TLS and `Admitter` wiring, but service
 //!   accounts come from an in-memory map of N entries behind the same `ServiceAccounts` trait, as a
 //!   warm metadata cache would serve them.
 //! - `noop --cert-dir DIR --addr A --health-addr H`: the same server stack (`server::serve`, axum,
 //!   rustls, same TLS config) answering every POST with a fixed body as large as the real response
 //!   to the typical review.
+//! - `parse --cert-dir DIR --addr A --health-addr H`: `noop` that also parses the body with
+//!   `serde_json` into `IgnoredAny` before answering: the price of one parse of the review, on top of
+//!   the server stack, which the webhook's own work is measured against.
 //! - `certs DIR`: serving certificates for `localhost` (`ca.crt`, `tls.crt`, `tls.key`).
 //! - `write-review FILE [SIZE]`: writes a bench fixture review (default: the typical one) for h2load.
 
@@ -27,7 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use azwi_webhook::admission::Admitter;
@@ -80,7 +85,7 @@ fn main() -> Result<(), Error> {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let Some((mode, rest)) = argv.split_first() else {
         return Err(
-            "usage: loadtest_server apiserver|webhook|webhook-in-memory|noop|write-review …".into(),
+            "usage: loadtest_server apiserver|webhook|webhook-in-memory|noop|parse|certs|write-review …".into(),
         );
     };
     if mode == "certs" {
@@ -114,7 +119,8 @@ fn main() -> Result<(), Error> {
             "apiserver" => apiserver(&args).await,
             "webhook" => webhook(&args).await,
             "webhook-in-memory" => webhook_in_memory(&args).await,
-            "noop" => noop(&args).await,
+            "noop" => noop(&args, BodyUse::Drop).await,
+            "parse" => noop(&args, BodyUse::ParseAndSkip).await,
             other => Err(format!("unknown mode {other}").into()),
         }
     })
@@ -158,9 +164,23 @@ fn listener(addr: SocketAddr) -> Result<TcpListener, Error> {
     Ok(listener)
 }
 
+fn log_level(args: &Args) -> Result<LogLevel, Error> {
+    Ok(
+        match args.0.get("log-level").map_or("info", String::as_str) {
+            "unset" => LogLevel::Unset,
+            "info" => LogLevel::Info,
+            "debug" => LogLevel::Debug,
+            other => {
+                return Err(format!("--log-level {other}: expected unset, info or debug").into())
+            }
+        },
+    )
+}
+
 async fn webhook(args: &Args) -> Result<(), Error> {
-    // As the real binary: JSON logs on stderr at the default level (warnings only).
-    let _ = azwi_webhook::logging::init(LogLevel::Unset);
+    // As the real binary: JSON logs on stderr, at the level the manifests deploy unless told.
+    let level = log_level(args)?;
+    let _logs = azwi_webhook::logging::init(level)?;
     let apiserver = PathBuf::from(args.get("apiserver")?);
     let url = std::fs::read_to_string(apiserver.join("apiserver.url"))?;
     let ca_pem = std::fs::read(apiserver.join("apiserver-ca.pem"))?;
@@ -176,7 +196,7 @@ async fn webhook(args: &Args) -> Result<(), Error> {
         client_ca_file: None,
         health_addr: args.addr("health-addr")?,
         metrics_addr: args.addr("metrics-addr")?,
-        log_level: LogLevel::Unset,
+        log_level: level,
         shutdown_delay: Duration::from_millis(0),
         shutdown_drain_timeout: Duration::from_secs(15),
         rbac_check: RbacCheck::Deny,
@@ -244,7 +264,7 @@ async fn serve_app(args: &Args, app: Router, metrics: Option<Metrics>) -> Result
 }
 
 async fn webhook_in_memory(args: &Args) -> Result<(), Error> {
-    let _ = azwi_webhook::logging::init(LogLevel::Unset);
+    let _logs = azwi_webhook::logging::init(log_level(args)?)?;
     let n = args.count("service-accounts")?;
     let accounts = service_account_names(n)
         .enumerate()
@@ -268,7 +288,14 @@ async fn webhook_in_memory(args: &Args) -> Result<(), Error> {
     serve_app(args, server::router(admitter), Some(metrics)).await
 }
 
-async fn noop(args: &Args) -> Result<(), Error> {
+/// What the no-op servers do with the request body before answering.
+#[derive(Clone, Copy)]
+enum BodyUse {
+    Drop,
+    ParseAndSkip,
+}
+
+async fn noop(args: &Args, body_use: BodyUse) -> Result<(), Error> {
     // The real answer to the typical review, computed once: same size, same content type.
     let admitter = Admitter::new(
         Arc::new(fixtures::settings()),
@@ -284,9 +311,23 @@ async fn noop(args: &Args) -> Result<(), Error> {
         post(move |body: Bytes| {
             let reply = reply.clone();
             async move {
-                // The body is read in full, as the real route does, then ignored.
+                // The body is read in full, as the real route does.
+                if let BodyUse::ParseAndSkip = body_use {
+                    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&body) {
+                        let message = format!("not JSON: {e}");
+                        return (
+                            StatusCode::BAD_REQUEST,
+                            [(header::CONTENT_TYPE, "text/plain")],
+                            Bytes::from(message),
+                        );
+                    }
+                }
                 drop(body);
-                ([(header::CONTENT_TYPE, "application/json")], reply)
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    reply,
+                )
             }
         }),
     );

@@ -50,15 +50,20 @@ pub enum StartupError {
 
 /// Runs `serve` to completion: exit 0 after a graceful shutdown, 1 when startup fails.
 pub fn run(config: ServeConfig, settings: Settings) -> ExitCode {
-    if let Err(e) = crate::logging::init(config.log_level) {
-        eprintln!("azwi-webhook: {e}");
-        return ExitCode::FAILURE;
-    }
+    let log_guard = match crate::logging::init(config.log_level) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("azwi-webhook: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(StartupError::Runtime)
         .and_then(|runtime| runtime.block_on(serve_from_environment(config, settings)));
+    // Writes the buffered log lines first, so a startup error below stays the last line.
+    drop(log_guard);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         // Only the plain line: a JSON log line as well would print the one error twice, and the

@@ -8,10 +8,20 @@
 //! What is logged where: at `info`, one line per admission review with its uid, namespace, pod name, service
 //! account, outcome and duration, never the request or response body, the pod spec, annotation values or
 //! tokens. Payloads, if ever logged, belong at `trace`, which is opt-in.
+//!
+//! Lines are formatted by [`json_line`] and reach stderr through [`batch`]: the request path appends
+//! its line to a buffer and a writer thread writes the gathered lines a few milliseconds later.
+
+pub mod batch;
+pub mod json_line;
 
 use tracing::Subscriber;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::EnvFilter;
+
+use batch::{BatchedWriter, FlushGuard};
+use json_line::JsonLines;
 
 use crate::config::LogLevel;
 
@@ -30,15 +40,26 @@ pub enum LoggingError {
     /// A global subscriber was already installed (e.g. a second call in the same test binary).
     #[error("a global log subscriber is already installed")]
     AlreadyInstalled(#[source] tracing::subscriber::SetGlobalDefaultError),
+    /// The thread that writes log lines could not be started.
+    #[error("cannot start the log writer thread: {0}")]
+    WriterThread(#[source] std::io::Error),
 }
 
 /// Installs the JSON-lines subscriber on stderr as the process-wide default. Reads `RUST_LOG`. Returns an
 /// error instead of panicking when called twice, so tests may call it freely and ignore the result.
-pub fn init(level: LogLevel) -> Result<(), LoggingError> {
+///
+/// Keep the returned guard for as long as the process logs: dropping it writes the lines still
+/// buffered (and later lines go to stderr directly).
+#[must_use = "dropping the guard at once stops the log writer thread"]
+pub fn init(level: LogLevel) -> Result<FlushGuard, LoggingError> {
     let rust_log = std::env::var(ENV_FILTER_VAR).ok();
     let filter = filter(level, rust_log.as_deref())?;
-    tracing::subscriber::set_global_default(subscriber(filter, std::io::stderr))
-        .map_err(LoggingError::AlreadyInstalled)
+    let (writer, guard) =
+        BatchedWriter::spawn(std::io::stderr(), batch::LINGER, batch::MAX_PENDING_BYTES)
+            .map_err(LoggingError::WriterThread)?;
+    tracing::subscriber::set_global_default(subscriber(filter, writer))
+        .map_err(LoggingError::AlreadyInstalled)?;
+    Ok(guard)
 }
 
 /// The filter for a `--log-level` value, unless `rust_log` (the value of `RUST_LOG`) is set and not empty.
@@ -58,17 +79,9 @@ pub fn subscriber<W>(filter: EnvFilter, writer: W) -> impl Subscriber + Send + S
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        // The enclosing span's fields (e.g. a request id) are kept; the full span stack would repeat them.
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_target(true)
-        .with_ansi(false)
-        .with_writer(writer)
-        .with_env_filter(filter)
-        .finish()
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(JsonLines::new(writer))
 }
 
 #[cfg(test)]
@@ -159,6 +172,37 @@ mod tests {
             "{line}"
         );
         assert!(line.get("fields").is_none(), "fields are flattened: {line}");
+    }
+
+    #[test]
+    fn every_field_type_is_written_as_its_json_type() {
+        let error = std::io::Error::other("disk \"full\"");
+        let lines = capture(EnvFilter::new("info"), || {
+            tracing::info!(
+                text = "a\"b",
+                shown = %"x\ny",
+                debugged = ?vec![1, 2],
+                negative = -3_i64,
+                big = u64::MAX,
+                ratio = 0.25_f64,
+                nan = f64::NAN,
+                flag = true,
+                error = &error as &(dyn std::error::Error + 'static),
+                "message with \"quotes\""
+            );
+        });
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        let line = &lines[0];
+        assert_eq!(line["message"], "message with \"quotes\"");
+        assert_eq!(line["text"], "a\"b");
+        assert_eq!(line["shown"], "x\ny");
+        assert_eq!(line["debugged"], "[1, 2]");
+        assert_eq!(line["negative"], -3);
+        assert_eq!(line["big"], u64::MAX);
+        assert_eq!(line["ratio"], 0.25);
+        assert_eq!(line["nan"], "NaN");
+        assert_eq!(line["flag"], true);
+        assert_eq!(line["error"], "disk \"full\"");
     }
 
     #[test]

@@ -1,0 +1,309 @@
+//! Log lines leave the request path through a buffer: a request appends its line under a short lock
+//! and a background thread writes what has gathered in one `write` every few milliseconds.
+//!
+//! Two reasons. A `write(2)` per line on the request path was a syscall per admission review. And a
+//! blocked stderr (a full pipe to a stalled log collector) would stall every review behind it: the
+//! webhook must never be why pods cannot start, so when more than [`MAX_PENDING_BYTES`] are waiting
+//! the newest lines are dropped, counted, and reported once stderr moves again.
+
+use std::io::{self, Write};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long the writer thread lets lines gather after the first one of a batch arrives.
+pub const LINGER: Duration = Duration::from_millis(2);
+
+/// Lines waiting beyond this are dropped rather than queued (about 10,000 admission lines).
+pub const MAX_PENDING_BYTES: usize = 4 * 1024 * 1024;
+
+struct State {
+    pending: Vec<u8>,
+    dropped_lines: u64,
+    /// The writer thread waits on the condvar (only then does a new batch need to wake it).
+    writer_idle: bool,
+    closed: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock only means a thread panicked while appending bytes: keep logging.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The writing side, one per process: `MakeWriter` for the JSON layer. Cloning shares the buffer.
+#[derive(Clone)]
+pub struct BatchedWriter {
+    shared: Arc<Shared>,
+    max_pending: usize,
+}
+
+/// Stops the writer thread and writes what is left when dropped: before the process exits, and
+/// before a startup error is printed, so that error stays the last line on stderr.
+pub struct FlushGuard {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl BatchedWriter {
+    /// Starts the writer thread that writes batches to `out`.
+    pub fn spawn<O>(out: O, linger: Duration, max_pending: usize) -> io::Result<(Self, FlushGuard)>
+    where
+        O: Write + Send + 'static,
+    {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                pending: Vec::with_capacity(16 * 1024),
+                dropped_lines: 0,
+                writer_idle: false,
+                closed: false,
+            }),
+            wake: Condvar::new(),
+        });
+        let thread = std::thread::Builder::new()
+            .name("log-writer".into())
+            .spawn({
+                let shared = shared.clone();
+                move || write_batches(&shared, out, linger)
+            })?;
+        let writer = BatchedWriter {
+            shared: shared.clone(),
+            max_pending,
+        };
+        Ok((
+            writer,
+            FlushGuard {
+                shared,
+                thread: Some(thread),
+            },
+        ))
+    }
+
+    /// Queues one whole line; drops it (counted) when too much is already waiting. After the guard
+    /// is dropped, lines are written directly, as there is no thread left to do it.
+    fn push(&self, line: &[u8]) {
+        let mut state = self.shared.lock();
+        if state.closed {
+            drop(state);
+            let _ = io::stderr().write_all(line);
+            return;
+        }
+        if state.pending.len() + line.len() > self.max_pending {
+            state.dropped_lines += 1;
+            return;
+        }
+        state.pending.extend_from_slice(line);
+        if state.writer_idle {
+            state.writer_idle = false;
+            drop(state);
+            self.shared.wake.notify_one();
+        }
+    }
+}
+
+/// The writer thread: waits for a first line, lingers so that others join it, writes them at once.
+fn write_batches<O: Write>(shared: &Shared, mut out: O, linger: Duration) {
+    let mut batch = Vec::with_capacity(16 * 1024);
+    loop {
+        let mut state = shared.lock();
+        while state.pending.is_empty() && !state.closed {
+            state.writer_idle = true;
+            state = shared.wake.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        // Linger, but not past a close: the guard must not wait for a batch that will not grow.
+        let deadline = Instant::now() + linger;
+        while !state.closed {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            state = shared
+                .wake
+                .wait_timeout(state, left)
+                .map_or_else(|e| e.into_inner().0, |(state, _)| state);
+        }
+        let closed = state.closed;
+        std::mem::swap(&mut batch, &mut state.pending);
+        let dropped = std::mem::take(&mut state.dropped_lines);
+        drop(state);
+        let _ = out.write_all(&batch);
+        if dropped > 0 {
+            let _ = writeln!(
+                out,
+                "{{\"level\":\"WARN\",\"message\":\"log lines dropped: stderr did not keep up\",\"dropped_lines\":{dropped},\"target\":\"azwi_webhook::logging\"}}"
+            );
+        }
+        let _ = out.flush();
+        batch.clear();
+        // Give back what a burst grew, keeping a typical batch's worth.
+        batch.shrink_to(64 * 1024);
+        if closed {
+            return;
+        }
+    }
+}
+
+impl Drop for FlushGuard {
+    fn drop(&mut self) {
+        self.shared.lock().closed = true;
+        self.shared.wake.notify_one();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// What the JSON layer writes one line to.
+pub struct LineHandle<'a>(&'a BatchedWriter);
+
+impl Write for LineHandle<'_> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.0.push(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for BatchedWriter {
+    type Writer = LineHandle<'a>;
+
+    fn make_writer(&'a self) -> LineHandle<'a> {
+        LineHandle(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::*;
+
+    /// Sends each `write` call's bytes to the test, so it sees the batches as the thread wrote them.
+    struct Batches(mpsc::Sender<Vec<u8>>);
+
+    impl Write for Batches {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            let _ = self.0.send(bytes.to_vec());
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A sink that blocks every write until the test lets it go, as a full pipe would.
+    struct Stalled {
+        release: mpsc::Receiver<()>,
+        written: mpsc::Sender<Vec<u8>>,
+    }
+
+    impl Write for Stalled {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            let _ = self.release.recv();
+            let _ = self.written.send(bytes.to_vec());
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn line(writer: &BatchedWriter, text: &str) {
+        use tracing_subscriber::fmt::MakeWriter;
+        writer
+            .make_writer()
+            .write_all(text.as_bytes())
+            .expect("queued");
+    }
+
+    #[test]
+    fn lines_written_close_together_leave_in_one_write() {
+        let (tx, rx) = mpsc::channel();
+        let (writer, guard) =
+            BatchedWriter::spawn(Batches(tx), Duration::from_millis(200), 1 << 20).expect("thread");
+        line(&writer, "a\n");
+        line(&writer, "b\n");
+        line(&writer, "c\n");
+        let first = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a batch is written");
+        assert_eq!(first, b"a\nb\nc\n");
+        drop(guard);
+        assert!(rx.try_recv().is_err(), "nothing else was written");
+    }
+
+    #[test]
+    fn dropping_the_guard_writes_what_is_pending() {
+        let (tx, rx) = mpsc::channel();
+        let (writer, guard) =
+            BatchedWriter::spawn(Batches(tx), Duration::from_secs(3600), 1 << 20).expect("thread");
+        line(&writer, "x\n");
+        let started = Instant::now();
+        drop(guard);
+        let written: Vec<u8> = rx.try_iter().flatten().collect();
+        assert_eq!(written, b"x\n");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the guard does not wait out the linger"
+        );
+    }
+
+    #[test]
+    fn a_stalled_sink_drops_lines_beyond_the_limit_and_reports_them() {
+        let (release, released) = mpsc::channel();
+        let (written_tx, written) = mpsc::channel();
+        let sink = Stalled {
+            release: released,
+            written: written_tx,
+        };
+        let (writer, guard) = BatchedWriter::spawn(sink, Duration::ZERO, 8).expect("thread");
+        // The first batch is taken by the thread, which then blocks in `write`.
+        line(&writer, "first\n");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !writer.shared.lock().pending.is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "the thread never took the first line"
+            );
+            std::thread::yield_now();
+        }
+        // 8 bytes may wait: "1234567\n" fits, the next two do not.
+        line(&writer, "1234567\n");
+        line(&writer, "dropped\n");
+        line(&writer, "dropped\n");
+        for _ in 0..8 {
+            let _ = release.send(());
+        }
+        drop(guard);
+        let out: Vec<u8> = written.try_iter().flatten().collect();
+        let out = String::from_utf8(out).expect("utf-8");
+        assert!(out.starts_with("first\n1234567\n"), "{out}");
+        assert!(!out.contains("dropped\n"), "{out}");
+        let report = out.lines().last().expect("a report line");
+        let report: serde_json::Value = serde_json::from_str(report).expect("JSON");
+        assert_eq!(report["dropped_lines"], 2, "{report}");
+    }
+
+    #[test]
+    fn after_the_guard_is_gone_lines_are_not_lost_in_the_buffer() {
+        let (tx, rx) = mpsc::channel();
+        let (writer, guard) =
+            BatchedWriter::spawn(Batches(tx), Duration::ZERO, 1 << 20).expect("thread");
+        drop(guard);
+        line(&writer, "late\n");
+        assert!(writer.shared.lock().pending.is_empty());
+        assert!(
+            rx.try_recv().is_err(),
+            "written to stderr, not to the stopped sink"
+        );
+    }
+}
