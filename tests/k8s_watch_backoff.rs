@@ -65,7 +65,7 @@ fn count(logs: &Buffer, message: &str) -> usize {
     logs.lines()
         .iter()
         .filter(|line| {
-            line["fields"]["message"]
+            line["message"]
                 .as_str()
                 .is_some_and(|m| m.starts_with(message))
         })
@@ -75,13 +75,10 @@ fn count(logs: &Buffer, message: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_minute_of_outage_costs_a_few_backed_off_requests_and_one_warning_per_cache() {
     let logs = Buffer::default();
-    tracing::subscriber::set_global_default(
-        tracing_subscriber::fmt()
-            .json()
-            .with_max_level(tracing::Level::INFO)
-            .with_writer(logs.clone())
-            .finish(),
-    )
+    tracing::subscriber::set_global_default(azwi_webhook::logging::subscriber(
+        tracing_subscriber::EnvFilter::new("info"),
+        logs.clone(),
+    ))
     .expect("the only subscriber of this test binary");
 
     let unreachable = FakeApiServer::start_with_workload().await;
