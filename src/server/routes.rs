@@ -10,9 +10,8 @@ use axum::body::{Body, Bytes};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode, Uri};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
@@ -41,19 +40,21 @@ pub fn router(handler: Arc<dyn ReviewHandler>) -> Router {
 /// is read: under a burst a fast refusal beats a queue that outlives the API server's timeout.
 /// Every request the server refuses itself is answered through [`ReviewHandler::refuse`].
 pub fn router_with_limit(handler: Arc<dyn ReviewHandler>, max_in_flight: usize) -> Router {
-    let in_flight = Arc::new(InFlight {
-        current: AtomicUsize::new(0),
+    let route = Arc::new(MutateRoute {
+        in_flight: AtomicUsize::new(0),
         limit: max_in_flight.max(1),
-        handler: handler.clone(),
+        handler,
     });
     Router::new()
         .route(MUTATE_PATH, post(mutate))
-        .route_layer(middleware::from_fn_with_state(in_flight, shed))
-        .with_state(handler)
+        .with_state(route)
 }
 
-struct InFlight {
-    current: AtomicUsize,
+/// The admission route's state: the handler and the in-flight count it sheds by. The count is
+/// taken in the handler itself rather than in a middleware layer, which would cost every review a
+/// boxed future and a `Next` for one atomic add.
+struct MutateRoute {
+    in_flight: AtomicUsize,
     limit: usize,
     handler: Arc<dyn ReviewHandler>,
 }
@@ -67,25 +68,19 @@ impl Drop for Slot<'_> {
     }
 }
 
-async fn shed(State(in_flight): State<Arc<InFlight>>, request: Request, next: Next) -> Response {
-    let before = in_flight.current.fetch_add(1, Ordering::AcqRel);
-    let _slot = Slot(&in_flight.current);
-    if before >= in_flight.limit {
-        tracing::warn!(
-            limit = in_flight.limit,
-            "admission review shed: too many in flight"
-        );
+async fn mutate(State(route): State<Arc<MutateRoute>>, uri: Uri, body: Body) -> Response {
+    let arrived = Instant::now();
+    let before = route.in_flight.fetch_add(1, Ordering::AcqRel);
+    let _slot = Slot(&route.in_flight);
+    let handler = &route.handler;
+    if before >= route.limit {
+        tracing::warn!(limit = route.limit, "admission review shed: too many in flight");
         let message = format!(
             "the webhook is already handling {} admission reviews; retry shortly",
-            in_flight.limit
+            route.limit
         );
-        return reply(in_flight.handler.refuse(Refusal::Shed, &message));
+        return reply(handler.refuse(Refusal::Shed, &message));
     }
-    next.run(request).await
-}
-
-async fn mutate(State(handler): State<Arc<dyn ReviewHandler>>, uri: Uri, body: Body) -> Response {
-    let arrived = Instant::now();
     let budget = uri.query().and_then(budget_from_query);
     let body = match read_body(body, budget).await {
         Ok(body) => body,
