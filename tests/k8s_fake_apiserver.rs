@@ -365,3 +365,100 @@ async fn injected_failures_count_down_and_outages_end() {
     assert!(after.is_ok());
     assert_eq!(fake.count(Endpoint::GetServiceAccount), 4);
 }
+
+#[tokio::test]
+async fn discovery_resolves_every_served_resource_with_its_scope() {
+    let fake = FakeApiServer::start().await;
+
+    let discovery = kube::Discovery::new(fake.client())
+        .run()
+        .await
+        .expect("discovery");
+
+    let scope = |group: &str, kind: &str| {
+        let gvk = kube::api::GroupVersionKind::gvk(group, "v1", kind);
+        discovery
+            .resolve_gvk(&gvk)
+            .map(|(resource, caps)| (resource.plural, caps.scope))
+    };
+    use kube::discovery::Scope::{Cluster, Namespaced};
+    assert_eq!(
+        scope("", "ServiceAccount"),
+        Some(("serviceaccounts".to_owned(), Namespaced))
+    );
+    assert_eq!(
+        scope("", "Secret"),
+        Some(("secrets".to_owned(), Namespaced))
+    );
+    assert_eq!(
+        scope(
+            "admissionregistration.k8s.io",
+            "MutatingWebhookConfiguration"
+        ),
+        Some(("mutatingwebhookconfigurations".to_owned(), Cluster))
+    );
+    assert_eq!(
+        scope("coordination.k8s.io", "Lease"),
+        Some(("leases".to_owned(), Namespaced))
+    );
+    assert_eq!(
+        scope("authorization.k8s.io", "SubjectAccessReview"),
+        Some(("subjectaccessreviews".to_owned(), Cluster))
+    );
+    assert!(fake.count(Endpoint::Discovery) >= 2);
+}
+
+#[tokio::test]
+async fn discovery_lists_only_the_group_versions_it_serves() {
+    let fake = FakeApiServer::start().await;
+
+    let leases = fake
+        .client()
+        .list_api_group_resources("coordination.k8s.io/v1")
+        .await
+        .expect("coordination.k8s.io/v1");
+    let apps = fake.client().list_api_group_resources("apps/v1").await;
+    let core_v2 = fake.client().list_core_api_resources("v2").await;
+
+    assert_eq!(leases.group_version, "coordination.k8s.io/v1");
+    assert_eq!(names_of(&leases), ["leases"]);
+    assert!(matches!(apps, Err(kube::Error::Api(status)) if status.code == 404));
+    assert!(matches!(core_v2, Err(kube::Error::Api(status)) if status.code == 404));
+}
+
+fn names_of(list: &k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResourceList) -> Vec<&str> {
+    list.resources.iter().map(|r| r.name.as_str()).collect()
+}
+
+/// client-go asks for aggregated discovery first, and controller-runtime for protobuf, each with
+/// JSON as a fallback; a server that answers plain JSON is what they fall back to.
+#[tokio::test]
+async fn discovery_answers_plain_json_when_the_client_also_accepts_json() {
+    let fake = FakeApiServer::start().await;
+    let accept = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,\
+                  application/vnd.kubernetes.protobuf,application/json";
+    let request = |path: &str| {
+        hyper::Request::get(path)
+            .header(hyper::header::ACCEPT, accept)
+            .body(Vec::new())
+            .expect("request")
+    };
+
+    let groups: serde_json::Value = fake
+        .client()
+        .request(request("/apis"))
+        .await
+        .expect("/apis");
+    let core: serde_json::Value = fake.client().request(request("/api")).await.expect("/api");
+
+    assert_eq!(groups["kind"], "APIGroupList");
+    let names: Vec<&str> = groups["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|group| group["name"].as_str())
+        .collect();
+    assert!(names.contains(&"admissionregistration.k8s.io"), "{names:?}");
+    assert_eq!(core["kind"], "APIVersions");
+    assert_eq!(core["versions"], serde_json::json!(["v1"]));
+}

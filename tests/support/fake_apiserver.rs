@@ -4,6 +4,9 @@
 //!
 //! Serves, over TLS (a CA generated per server) or plain HTTP on `127.0.0.1:0`:
 //! - `GET /version`
+//! - discovery: `GET /api`, `/apis`, `/api/v1` and `/apis/{group}/{version}` for the resources below (plain
+//!   JSON documents; a client asking for aggregated discovery or protobuf that also accepts JSON gets them, as
+//!   from an API server that does not aggregate), so REST mappers such as client-go's can resolve them
 //! - `GET /api/v1/namespaces/{ns}/serviceaccounts/{name}` (full object, or `PartialObjectMetadata` when the
 //!   `Accept` header asks for `as=PartialObjectMetadata`, as kube's `get_metadata` and metadata `Api`s do)
 //! - `GET /api/v1/serviceaccounts` and `/api/v1/namespaces/{ns}/serviceaccounts`: list (`limit`/`continue`,
@@ -47,6 +50,7 @@ use tokio::task::{JoinHandle, JoinSet};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Endpoint {
     Version,
+    Discovery,
     GetServiceAccount,
     ListServiceAccounts,
     WatchServiceAccounts,
@@ -844,6 +848,9 @@ fn classify(
     };
     match (method, segments.as_slice()) {
         (&Method::GET, ["version"]) => (Endpoint::Version, None, None),
+        (&Method::GET, ["api"] | ["apis"] | ["api", _] | ["apis", _, _]) => {
+            (Endpoint::Discovery, None, None)
+        }
         (&Method::GET, ["api", "v1", "serviceaccounts"]) => (list_or_watch, None, None),
         (&Method::GET, ["api", "v1", "namespaces", ns, "serviceaccounts"]) => {
             (list_or_watch, Some((*ns).to_owned()), None)
@@ -986,6 +993,7 @@ async fn handle(inner: Arc<Inner>, request: Request<Incoming>) -> Response<Body>
 
     match endpoint {
         Endpoint::Version => version(&inner),
+        Endpoint::Discovery => discovery(&path),
         Endpoint::GetServiceAccount => get_service_account(
             &inner,
             namespace.as_deref().unwrap_or_default(),
@@ -1149,6 +1157,153 @@ fn version(inner: &Inner) -> Response<Body> {
             "platform": "linux/amd64",
         }),
     )
+}
+
+/// One resource the fake serves, as discovery lists it.
+struct DiscoveredResource {
+    name: &'static str,
+    singular: &'static str,
+    kind: &'static str,
+    namespaced: bool,
+    verbs: &'static [&'static str],
+}
+
+const READ_WRITE: &[&str] = &[
+    "create", "delete", "get", "list", "patch", "update", "watch",
+];
+
+/// The group versions the fake serves and their resources (`""` is the core group), for discovery.
+const DISCOVERY: &[(&str, &str, &[DiscoveredResource])] = &[
+    (
+        "",
+        "v1",
+        &[
+            DiscoveredResource {
+                name: "secrets",
+                singular: "secret",
+                kind: "Secret",
+                namespaced: true,
+                verbs: READ_WRITE,
+            },
+            DiscoveredResource {
+                name: "serviceaccounts",
+                singular: "serviceaccount",
+                kind: "ServiceAccount",
+                namespaced: true,
+                verbs: READ_WRITE,
+            },
+        ],
+    ),
+    (
+        "admissionregistration.k8s.io",
+        "v1",
+        &[DiscoveredResource {
+            name: "mutatingwebhookconfigurations",
+            singular: "mutatingwebhookconfiguration",
+            kind: "MutatingWebhookConfiguration",
+            namespaced: false,
+            verbs: READ_WRITE,
+        }],
+    ),
+    (
+        "authorization.k8s.io",
+        "v1",
+        &[DiscoveredResource {
+            name: "subjectaccessreviews",
+            singular: "subjectaccessreview",
+            kind: "SubjectAccessReview",
+            namespaced: false,
+            verbs: &["create"],
+        }],
+    ),
+    (
+        "coordination.k8s.io",
+        "v1",
+        &[DiscoveredResource {
+            name: "leases",
+            singular: "lease",
+            kind: "Lease",
+            namespaced: true,
+            verbs: READ_WRITE,
+        }],
+    ),
+];
+
+/// `/api` (APIVersions), `/apis` (APIGroupList), `/api/v1` and `/apis/{group}/{version}`
+/// (APIResourceList); 404 for a group version the fake does not serve.
+fn discovery(path: &str) -> Response<Body> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let (group, version) = match segments.as_slice() {
+        ["api"] => return json_response(200, &core_api_versions()),
+        ["apis"] => return json_response(200, &api_group_list()),
+        ["api", version] => ("", *version),
+        ["apis", group, version] => (*group, *version),
+        _ => ("", ""),
+    };
+    match DISCOVERY
+        .iter()
+        .find(|(g, v, _)| *g == group && *v == version)
+    {
+        Some((_, _, resources)) => {
+            json_response(200, &api_resource_list(group, version, resources))
+        }
+        None => status_response(
+            404,
+            "NotFound",
+            &format!("the server could not find the requested resource ({path})"),
+        ),
+    }
+}
+
+fn group_version(group: &str, version: &str) -> String {
+    if group.is_empty() {
+        version.to_owned()
+    } else {
+        format!("{group}/{version}")
+    }
+}
+
+fn core_api_versions() -> Value {
+    let versions: Vec<&str> = DISCOVERY
+        .iter()
+        .filter(|(group, _, _)| group.is_empty())
+        .map(|(_, version, _)| *version)
+        .collect();
+    json!({"kind": "APIVersions", "versions": versions, "serverAddressByClientCIDRs": []})
+}
+
+fn api_group_list() -> Value {
+    let groups: Vec<Value> = DISCOVERY
+        .iter()
+        .filter(|(group, _, _)| !group.is_empty())
+        .map(|(group, version, _)| {
+            let version =
+                json!({"groupVersion": group_version(group, version), "version": version});
+            json!({"name": group, "versions": [version.clone()], "preferredVersion": version})
+        })
+        .collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+fn api_resource_list(group: &str, version: &str, resources: &[DiscoveredResource]) -> Value {
+    let resources: Vec<Value> = resources
+        .iter()
+        .map(|resource| {
+            json!({
+                "name": resource.name,
+                "singularName": resource.singular,
+                "namespaced": resource.namespaced,
+                "kind": resource.kind,
+                "verbs": resource.verbs,
+            })
+        })
+        .collect();
+    json!({
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version(group, version),
+        "resources": resources,
+    })
 }
 
 fn object_metadata(stored: &StoredServiceAccount) -> Value {
