@@ -71,7 +71,7 @@ trap cleanup EXIT
 "$BIN" certs "$OUT/certs"
 "$BIN" write-review "$OUT/review.json"
 
-declare -A PORT=([live]=18443 [cache]=18453 [noop]=18463 [base]=18473 [parse]=18483 [upstream]=18493)
+declare -A PORT=([live]=18443 [cache]=18453 [noop]=18463 [base]=18473 [parse]=18483 [upstream]=${UPSTREAM_PORT:-18493})
 declare -A HEALTH=([live]=18444 [cache]=18454 [noop]=18464 [base]=18474 [parse]=18484 [upstream]=18494)
 declare -A METRICS=([live]=18445 [cache]=18455 [noop]=18465 [base]=18475 [parse]=18485 [upstream]=18495)
 declare -A READY_PATH=([upstream]=$UPSTREAM_READY_PATH)
