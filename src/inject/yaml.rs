@@ -100,7 +100,6 @@ impl StreamOutline {
 fn outline(text: &str) -> StreamOutline {
     let mut documents: Vec<DocumentOutline> = Vec::new();
     let mut depth = 0usize;
-    let mut root_events = 0usize;
     for event in Parser::new_from_str(text) {
         let (event, span) = match event {
             Ok(event) => event,
@@ -121,15 +120,16 @@ fn outline(text: &str) -> StreamOutline {
                     start_line: span.start.line() as u64,
                     null: true,
                 });
-                root_events = 0;
             }
             Event::Scalar(ref value, style, _, ref tag) if depth == 0 => {
-                root_events += 1;
-                let null_text = matches!(value.as_ref(), "" | "~" | "null" | "Null" | "NULL");
-                let is_null =
-                    style == ScalarStyle::Plain && tag.is_none() && null_text && root_events == 1;
+                // The parser's rule: an explicit `!!null`, or an untagged plain null spelling.
+                let nullish = style == ScalarStyle::Plain
+                    && matches!(value.as_ref(), "" | "~" | "null" | "Null" | "NULL");
+                let null = tag
+                    .as_ref()
+                    .map_or(nullish, |tag| tag.is_yaml_core_schema_tag("null"));
                 if let Some(document) = documents.last_mut() {
-                    document.null = is_null;
+                    document.null = null;
                 }
             }
             Event::SequenceStart(..) | Event::MappingStart(..) => {
