@@ -850,10 +850,8 @@ async fn the_chart_rendered_configuration_admits_a_pod() {
         "helm template: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let objects: Vec<Value> = serde_yaml::Deserializer::from_slice(&out.stdout)
-        .map(|doc| serde::Deserialize::deserialize(doc).expect("rendered YAML"))
-        .filter(|v: &Value| !v.is_null())
-        .collect();
+    let objects: Vec<Value> =
+        serde_saphyr::from_slice_multiple(&out.stdout).expect("rendered YAML");
     let find = |kind: &str| {
         objects
             .iter()

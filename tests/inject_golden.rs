@@ -128,4 +128,5 @@ golden!(
     error_field_type,
     error_missing_template,
     error_not_an_object,
+    kubectl_scalars,
 );

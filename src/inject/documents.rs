@@ -3,10 +3,9 @@
 
 use std::fmt;
 
-use serde::Deserialize;
 use serde_json::Value;
 
-use super::InjectError;
+use super::{yaml, InjectError};
 
 /// Where a document came from: `manifests.yaml: document 3`. Counted from 1 and counting empty
 /// documents too, so the number matches what the user sees between `---` separators.
@@ -37,9 +36,9 @@ pub fn parse(source: &str, text: &str) -> Result<Vec<Document>, InjectError> {
         source: source.to_owned(),
         index,
     };
-    let mut values = Vec::new();
-    if text.trim_start().starts_with('{') {
+    let values = if text.trim_start().starts_with('{') {
         let stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
+        let mut values = Vec::new();
         for (i, value) in stream.enumerate() {
             let value = value.map_err(|e| InjectError::Syntax {
                 location: location(i + 1),
@@ -47,15 +46,13 @@ pub fn parse(source: &str, text: &str) -> Result<Vec<Document>, InjectError> {
             })?;
             values.push((i + 1, value));
         }
+        values
     } else {
-        for (i, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
-            let value = Value::deserialize(document).map_err(|e| InjectError::Syntax {
-                location: location(i + 1),
-                message: e.to_string(),
-            })?;
-            values.push((i + 1, value));
-        }
-    }
+        yaml::read_documents(text).map_err(|e| InjectError::Syntax {
+            location: location(e.document),
+            message: e.message,
+        })?
+    };
     let mut documents = Vec::with_capacity(values.len());
     for (index, value) in values {
         if value.is_null() {

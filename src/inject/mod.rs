@@ -26,6 +26,7 @@ mod output;
 mod process;
 mod rbac;
 mod workloads;
+mod yaml;
 
 use std::io::{Read, Write};
 

@@ -6,7 +6,7 @@ use serde_json::{json, Map, Value};
 
 use super::documents::meta_str;
 use super::process::Processed;
-use super::InjectError;
+use super::{yaml, InjectError};
 use crate::config::OutputFormat;
 
 pub fn render(format: OutputFormat, processed: &Processed) -> Result<String, InjectError> {
@@ -61,7 +61,7 @@ pub fn render(format: OutputFormat, processed: &Processed) -> Result<String, Inj
 fn yaml(processed: &Processed) -> Result<String, InjectError> {
     let mut out = String::new();
     for document in &processed.documents {
-        let text = serde_yaml::to_string(&document.value).map_err(|e| InjectError::Internal {
+        let text = yaml::write_document(&document.value).map_err(|e| InjectError::Internal {
             message: format!("{}: cannot print as YAML: {e}", document.location),
         })?;
         if !out.is_empty() {
