@@ -38,7 +38,7 @@ struct Counts {
 }
 
 fn review(uid: u64, service_account: &str, binding: bool) -> Vec<u8> {
-    if uid % MALFORMED_EVERY == 0 {
+    if uid.is_multiple_of(MALFORMED_EVERY) {
         let mut valid = review(uid + 1, service_account, binding);
         valid.truncate(valid.len() / 2);
         return valid;
@@ -65,7 +65,7 @@ fn judge(status: u16, body: &[u8], uid: u64) -> bool {
         return false;
     };
     let response = &value["response"];
-    if uid % MALFORMED_EVERY == 0 {
+    if uid.is_multiple_of(MALFORMED_EVERY) {
         return status == 400 && response["allowed"] == false && response["status"]["code"] == 400;
     }
     let churned_away = response["status"]["code"] == 400
@@ -173,7 +173,7 @@ async fn mixed_load_with_churn_and_certificate_reloads() {
             ],
         );
         churn += 1;
-        if churn % 50 == 0 {
+        if churn.is_multiple_of(50) {
             let j = (churn / 50) % 200;
             fake.delete_service_account("ns", &format!("sa-{j}"));
             fake.add_service_account(
@@ -182,7 +182,7 @@ async fn mixed_load_with_churn_and_certificate_reloads() {
                 &[("azure.workload.identity/client-id", "cid")],
             );
         }
-        if churn % 100 == 0 {
+        if churn.is_multiple_of(100) {
             let next = ca.issue_server(&["localhost"]);
             volume.update(&next.cert_pem, &next.key_pem);
             reloads += 1;
