@@ -1,7 +1,6 @@
 //! Writing the AdmissionReview response envelope. Written by hand rather than through kube's types:
 //! the patch must be a base64 string (kube-rs serialises it as an array of integers).
 
-use base64::Engine;
 use serde::Serialize;
 
 use super::wire::{ReviewVersion, KIND};
@@ -81,12 +80,9 @@ pub fn allowed(
     out.extend_from_slice(b",\"allowed\":true");
     if let Some(json) = patch_json {
         out.extend_from_slice(b",\"patchType\":\"JSONPatch\",\"patch\":\"");
-        let start = out.len();
-        out.resize(start + encoded_len, 0);
-        let written = base64::engine::general_purpose::STANDARD
-            .encode_slice(json, &mut out[start..])
-            .unwrap_or(0);
-        out.truncate(start + written);
+        // SIMD base64 (runtime-detected): the patch is most of the answer, and the scalar encoder
+        // cost about a tenth of a review's instructions.
+        base64_simd::STANDARD.encode_append(json, &mut out);
         out.push(b'"');
     }
     if !warnings.is_empty() {
@@ -175,7 +171,7 @@ mod tests {
                     "uid": "u\"1\\",
                     "allowed": true,
                     "patchType": "JSONPatch",
-                    "patch": base64::engine::general_purpose::STANDARD.encode(patch),
+                    "patch": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, patch),
                     "warnings": ["w \"1\"", "w2"]
                 }
             })

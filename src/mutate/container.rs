@@ -42,7 +42,7 @@ fn env_ops(
 ) -> bool {
     let existing = container.env.as_ref();
     let mut identity_written = false;
-    let mut missing = Vec::new();
+    let mut missing = Vec::with_capacity(plan.env.len());
     for wanted in plan.env {
         match existing.and_then(|env| env.first(wanted.name)) {
             Some((index, current)) => {

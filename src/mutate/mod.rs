@@ -128,7 +128,9 @@ pub fn plan(
     };
 
     let skip = skip_list(pod);
-    let mut ops = Vec::new();
+    // Sized for the common case (every env var and the mount added one by one, plus the volume,
+    // the record and the proxy's): growing it op by op was a chain of reallocations per review.
+    let mut ops = Vec::with_capacity(spec.container_count() * (env.len() + 1) + 4);
     let touched = touch_containers(spec, &skip, proxy.as_ref(), &container_plan, &mut ops)?;
     // Inserted only now: the operations above address existing containers by index.
     if let Some(proxy) = &proxy {
@@ -189,7 +191,7 @@ fn touch_containers(
     ops: &mut Vec<PatchOp>,
 ) -> Result<Touched, Denial> {
     let mut touched = Touched {
-        containers: Vec::new(),
+        containers: Vec::with_capacity(spec.container_count()),
         skipped: Vec::new(),
         identity_written: false,
     };

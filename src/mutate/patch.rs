@@ -225,10 +225,15 @@ fn serialize_pairs<S: serde::Serializer>(
 
 /// Escapes one JSON Pointer reference token (RFC 6901): annotation keys contain `/`.
 pub fn escape_token(token: &str) -> String {
-    if !token.contains(['~', '/']) {
-        return token.to_owned();
+    let mut escaped = String::with_capacity(token.len() + 4);
+    for part in token.split_inclusive(['~', '/']) {
+        match part.as_bytes().last() {
+            Some(b'~') => escaped.extend([&part[..part.len() - 1], "~0"]),
+            Some(b'/') => escaped.extend([&part[..part.len() - 1], "~1"]),
+            _ => escaped.push_str(part),
+        }
     }
-    token.replace('~', "~0").replace('/', "~1")
+    escaped
 }
 
 /// Serialises the operations as a JSON array, into a buffer sized for typical operations.

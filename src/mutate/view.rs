@@ -146,6 +146,12 @@ impl<'a> SpecView<'a> {
         };
         list.as_deref().unwrap_or_default()
     }
+
+    /// Init and app containers together.
+    pub fn container_count(&self) -> usize {
+        self.containers_of(ContainerGroup::Init).len()
+            + self.containers_of(ContainerGroup::App).len()
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

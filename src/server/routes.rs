@@ -74,7 +74,10 @@ async fn mutate(State(route): State<Arc<MutateRoute>>, uri: Uri, body: Body) -> 
     let _slot = Slot(&route.in_flight);
     let handler = &route.handler;
     if before >= route.limit {
-        tracing::warn!(limit = route.limit, "admission review shed: too many in flight");
+        tracing::warn!(
+            limit = route.limit,
+            "admission review shed: too many in flight"
+        );
         let message = format!(
             "the webhook is already handling {} admission reviews; retry shortly",
             route.limit
