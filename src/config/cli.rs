@@ -195,9 +195,18 @@ pub struct InjectArgs {
     #[arg(long, value_name = "FILE")]
     pub config_map: Option<PathBuf>,
 
-    /// Inject every pod and pod template, not only those labelled azure.workload.identity/use: "true".
+    /// Inject every pod and pod template, as if the webhook configuration selected them all (its
+    /// rules, namespaceSelector and objectSelector are not applied).
     #[arg(long)]
     pub all: bool,
+
+    /// The MutatingWebhookConfiguration (YAML or JSON, e.g. from `kubectl get
+    /// mutatingwebhookconfiguration NAME -o yaml`) whose rules and namespace and object selectors
+    /// decide which pods reach the webhook; its entry named mutation.azure-workload-identity.io, or
+    /// its only one. Default: the configuration this project ships. Pods it does not select are
+    /// printed unchanged, as a cluster would create them.
+    #[arg(long, value_name = "FILE", conflicts_with = "all")]
+    pub webhook_config: Option<PathBuf>,
 
     /// Namespace of objects that name none.
     #[arg(short = 'n', long, value_name = "NAMESPACE", default_value = "default")]
@@ -207,8 +216,9 @@ pub struct InjectArgs {
     #[arg(short = 'o', long, value_name = "FORMAT", value_enum, default_value_t = OutputFormat::Yaml)]
     pub output: OutputFormat,
 
-    /// Instead of the manifests, print for each pod and pod template what would be injected, or why not.
-    #[arg(long)]
+    /// Instead of the manifests, print for each pod and pod template what would be injected, or why
+    /// not (plain text; not combinable with -o).
+    #[arg(long, conflicts_with = "output")]
     pub explain: bool,
 
     #[command(flatten)]
