@@ -14,6 +14,9 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::mutate::settings::{DEFAULT_AUDIENCE, DEFAULT_IDENTITY_BINDING_AUDIENCE};
 
+/// `--webhook-cert-dir` when not given (upstream's, where its Deployment mounts the Secret).
+pub const DEFAULT_WEBHOOK_CERT_DIR: &str = "/certs";
+
 /// `azwi-webhook`: with no subcommand it behaves as `azwi-webhook serve`, so upstream-style invocations
 /// such as `azwi-webhook --log-level=info` keep working.
 #[derive(Debug, Clone, Parser)]
@@ -91,8 +94,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR", default_value = ":9443")]
     pub webhook_addr: String,
 
-    /// Directory holding tls.crt and tls.key (and ca.crt when self-managed); reloaded when they change.
-    #[arg(long, value_name = "DIR", default_value = "/certs")]
+    /// With --disable-cert-rotation: the directory holding tls.crt and tls.key (checked at startup,
+    /// reloaded when they change). Not read otherwise: self-managed certificates are served from the
+    /// Secret.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_WEBHOOK_CERT_DIR)]
     pub webhook_cert_dir: PathBuf,
 
     /// Do not manage the serving certificates; they must be provided in --webhook-cert-dir.

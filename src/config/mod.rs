@@ -34,7 +34,10 @@ mod shutdown;
 mod values;
 
 pub use argv::{normalize_go_style_flags, parse_go_style};
-pub use cli::{CertsArgs, Cli, Command, InjectArgs, Input, MutationArgs, OutputFormat, ServeArgs};
+pub use cli::{
+    CertsArgs, Cli, Command, InjectArgs, Input, MutationArgs, OutputFormat, ServeArgs,
+    DEFAULT_WEBHOOK_CERT_DIR,
+};
 pub use env::{EnvSource, ProcessEnv};
 pub use error::{ConfigError, EXIT_CODE};
 pub use mutation::{build_settings, DEFAULT_PROXY_IMAGE, DEFAULT_PROXY_INIT_IMAGE};
