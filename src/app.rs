@@ -197,6 +197,13 @@ pub async fn serve(
             "deprecated upstream flag ignored: it has no effect in this webhook; remove it"
         );
     }
+    if let Some(dir) = crate::startup::unread_cert_dir(&config) {
+        tracing::warn!(
+            dir = %dir.display(),
+            "--webhook-cert-dir is not read: certificates are self-managed (served from the Secret); \
+             add --disable-cert-rotation to serve the files in it"
+        );
+    }
     let options = ServeOptions {
         shutdown_delay: config.shutdown_delay,
         // Delay + drain must end inside the pod's terminationGracePeriodSeconds, or the kubelet

@@ -5,12 +5,12 @@
 //! instead of behind a Kubernetes client error, or, for a certificate directory, as a webhook that
 //! never becomes ready.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
 
-use crate::config::ServeConfig;
+use crate::config::{ServeConfig, DEFAULT_WEBHOOK_CERT_DIR};
 use crate::tls::{self, CertResolver, TlsError};
 
 /// A file or directory named by a `serve` flag that cannot be used.
@@ -63,6 +63,17 @@ pub fn check_local_inputs(
     Ok(())
 }
 
+/// The `--webhook-cert-dir` given that this start will not read: with certificate rotation on, the
+/// serving certificate comes from the Secret through the API, never from files. A directory other
+/// than the default then most likely means `--disable-cert-rotation` was forgotten; the default
+/// itself is passed by every shipped Deployment (upstream's mounts the Secret there), so it is not
+/// worth a word. Not an error: upstream-style Deployments that mount the Secret elsewhere must still
+/// start.
+pub fn unread_cert_dir(config: &ServeConfig) -> Option<&Path> {
+    let dir = config.webhook_cert_dir.as_path();
+    (!config.disable_cert_rotation && dir != Path::new(DEFAULT_WEBHOOK_CERT_DIR)).then_some(dir)
+}
+
 /// `error` and its causes on one line: the first line of each message (further lines, such as a
 /// YAML parser's excerpt of the input, repeat what the first says), joined by ": ", leaving out a
 /// cause whose text the line already holds (many messages embed their cause).
@@ -112,6 +123,36 @@ mod tests {
                 })
             })
             .expect("at least one message")
+    }
+
+    #[test]
+    fn only_a_given_cert_dir_with_rotation_on_is_unread() {
+        use crate::config::{load_serve, parse_go_style, Command};
+        let env: std::collections::BTreeMap<&str, &str> =
+            [("AZURE_TENANT_ID", "11111111-2222-3333-4444-555555555555")].into();
+        let unread = |args: &[&str]| {
+            let argv = ["azwi-webhook", "serve"].iter().chain(args);
+            let Command::Serve(args) = parse_go_style(argv).expect("valid").into_command() else {
+                panic!("not serve");
+            };
+            let (config, _) = load_serve(&args, &env).expect("valid configuration");
+            unread_cert_dir(&config).map(Path::to_path_buf)
+        };
+        assert_eq!(
+            unread(&[]),
+            None,
+            "the default, as every shipped Deployment passes it"
+        );
+        assert_eq!(unread(&["--webhook-cert-dir=/certs"]), None);
+        assert_eq!(
+            unread(&["--webhook-cert-dir=/cert"]),
+            Some(PathBuf::from("/cert"))
+        );
+        assert_eq!(
+            unread(&["--webhook-cert-dir=/cert", "--disable-cert-rotation"]),
+            None,
+            "read (and checked) with provided certificates"
+        );
     }
 
     #[test]

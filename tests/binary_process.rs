@@ -16,6 +16,8 @@
 mod fake_apiserver;
 #[path = "support/process.rs"]
 mod process;
+#[path = "support/rotation.rs"]
+mod rotation;
 #[path = "support/app.rs"]
 mod test_app;
 #[path = "support/tls.rs"]
@@ -340,6 +342,56 @@ async fn unusable_webhook_cert_dir_stops_the_start_before_the_api_server_is_aske
         }
     }
     assert!(fake.requests().is_empty(), "{:?}", fake.requests());
+}
+
+/// With certificate rotation on (the default) the certificate directory is never read: the serving
+/// certificate comes from the Secret. A misspelt `--webhook-cert-dir` therefore neither stops the
+/// start nor keeps the webhook unready; it is named in one warning, since it most likely means
+/// `--disable-cert-rotation` was forgotten. (Before, it was accepted without a word.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_cert_dir_is_not_read_with_rotation_on_and_a_given_one_is_named() {
+    let fake = FakeApiServer::start_with_workload().await;
+    fake.add_webhook_configuration(rotation::MWC, &["mutation.azure-workload-identity.io"]);
+    let dir = TempDir::new().expect("tempdir");
+    let misspelt = dir.path().join("misspelt-certs");
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, fake.kubeconfig()).expect("write kubeconfig");
+    let args = [
+        format!("--webhook-cert-dir={}", misspelt.display()),
+        format!("--kubeconfig={}", kubeconfig.display()),
+        "--log-level=info".to_owned(),
+    ];
+    let env = [TENANT, ("POD_NAMESPACE", rotation::NAMESPACE)];
+    let running = start_serve(
+        Path::new(BIN),
+        dir.path(),
+        &args,
+        &env,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert!(
+        fake.secret_data(rotation::NAMESPACE, rotation::SECRET)
+            .is_some(),
+        "ready from the Secret it created"
+    );
+    assert!(!misspelt.exists(), "nothing is written to the directory");
+    let log = running.log();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("--webhook-cert-dir is not read"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    assert!(
+        warnings[0].contains(&misspelt.display().to_string()),
+        "{}",
+        warnings[0]
+    );
+    assert!(
+        warnings[0].contains("--disable-cert-rotation"),
+        "{}",
+        warnings[0]
+    );
 }
 
 /// Kubernetes client failures print their cause, on one line, once.

@@ -191,6 +191,49 @@ fn inject_needs_a_file_and_refuses_serve_flags() {
     );
 }
 
+/// `--explain` prints text only: an explicit `-o` with it is a usage error naming both (it used to
+/// be ignored silently), and so is `--webhook-config` with `--all`, which applies no configuration.
+/// The default `-o yaml` does not count.
+#[test]
+fn inject_refuses_contradictory_flags() {
+    let cases: [(&[&str], [&str; 2]); 4] = [
+        (&["--explain", "-o", "yaml"], ["--explain", "--output"]),
+        (&["-o=json", "--explain"], ["--explain", "--output"]),
+        (
+            &["--explain", "--output", "patch"],
+            ["--explain", "--output"],
+        ),
+        (
+            &["--all", "--webhook-config", "c.yaml"],
+            ["--webhook-config", "--all"],
+        ),
+    ];
+    for (flags, names) in cases {
+        let argv: Vec<&str> = ["azwi-webhook", "inject", "-f", "-"]
+            .iter()
+            .chain(flags)
+            .copied()
+            .collect();
+        let error = match parse_go_style(argv.iter().copied()) {
+            Ok(cli) => panic!("{flags:?} should fail, got {cli:?}"),
+            Err(error) => error,
+        };
+        assert_eq!(error.kind(), ErrorKind::ArgumentConflict, "{flags:?}");
+        assert_eq!(error.exit_code(), EXIT_CODE, "{flags:?}");
+        let message = error.to_string();
+        for name in names {
+            assert!(
+                message.contains(name),
+                "{flags:?}: {message} does not name {name}"
+            );
+        }
+    }
+    assert!(matches!(
+        command(&["azwi-webhook", "inject", "-f", "-", "--explain"]),
+        Command::Inject(_)
+    ));
+}
+
 #[test]
 fn certs_takes_out_dir_and_repeatable_dns_names() {
     let Command::Certs(args) = command(&[

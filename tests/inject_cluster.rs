@@ -30,6 +30,12 @@ apiVersion: v1
 kind: Pod
 metadata: {name: unlabelled, namespace: demo}
 spec: {serviceAccountName: not-asked-for, containers: [{name: c}]}
+---
+# Labelled, but in a namespace the shipped webhook configuration excludes: never sent, never asked.
+apiVersion: v1
+kind: Pod
+metadata: {name: system, namespace: kube-system, labels: {azure.workload.identity/use: \"true\"}}
+spec: {serviceAccountName: not-asked-for, containers: [{name: c}]}
 ";
 
 fn args(extra: &[&str]) -> InjectArgs {

@@ -14,6 +14,9 @@ use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::mutate::settings::{DEFAULT_AUDIENCE, DEFAULT_IDENTITY_BINDING_AUDIENCE};
 
+/// `--webhook-cert-dir` when not given (upstream's, where its Deployment mounts the Secret).
+pub const DEFAULT_WEBHOOK_CERT_DIR: &str = "/certs";
+
 /// `azwi-webhook`: with no subcommand it behaves as `azwi-webhook serve`, so upstream-style invocations
 /// such as `azwi-webhook --log-level=info` keep working.
 #[derive(Debug, Clone, Parser)]
@@ -91,8 +94,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR", default_value = ":9443")]
     pub webhook_addr: String,
 
-    /// Directory holding tls.crt and tls.key (and ca.crt when self-managed); reloaded when they change.
-    #[arg(long, value_name = "DIR", default_value = "/certs")]
+    /// With --disable-cert-rotation: the directory holding tls.crt and tls.key (checked at startup,
+    /// reloaded when they change). Not read otherwise: self-managed certificates are served from the
+    /// Secret.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_WEBHOOK_CERT_DIR)]
     pub webhook_cert_dir: PathBuf,
 
     /// Do not manage the serving certificates; they must be provided in --webhook-cert-dir.
@@ -195,9 +200,18 @@ pub struct InjectArgs {
     #[arg(long, value_name = "FILE")]
     pub config_map: Option<PathBuf>,
 
-    /// Inject every pod and pod template, not only those labelled azure.workload.identity/use: "true".
+    /// Inject every pod and pod template, as if the webhook configuration selected them all (its
+    /// rules, namespaceSelector and objectSelector are not applied).
     #[arg(long)]
     pub all: bool,
+
+    /// The MutatingWebhookConfiguration (YAML or JSON, e.g. from `kubectl get
+    /// mutatingwebhookconfiguration NAME -o yaml`) whose rules and namespace and object selectors
+    /// decide which pods reach the webhook; its entry named mutation.azure-workload-identity.io, or
+    /// its only one. Default: the configuration this project ships. Pods it does not select are
+    /// printed unchanged, as a cluster would create them.
+    #[arg(long, value_name = "FILE", conflicts_with = "all")]
+    pub webhook_config: Option<PathBuf>,
 
     /// Namespace of objects that name none.
     #[arg(short = 'n', long, value_name = "NAMESPACE", default_value = "default")]
@@ -207,8 +221,9 @@ pub struct InjectArgs {
     #[arg(short = 'o', long, value_name = "FORMAT", value_enum, default_value_t = OutputFormat::Yaml)]
     pub output: OutputFormat,
 
-    /// Instead of the manifests, print for each pod and pod template what would be injected, or why not.
-    #[arg(long)]
+    /// Instead of the manifests, print for each pod and pod template what would be injected, or why
+    /// not (plain text; not combinable with -o).
+    #[arg(long, conflicts_with = "output")]
     pub explain: bool,
 
     #[command(flatten)]

@@ -22,6 +22,11 @@ const INJECT_EXAMPLES: &str =
   # Per pod and pod template: what is injected, or why not
   AZURE_TENANT_ID=<tenant-guid> azwi-webhook inject -f app.yaml --explain
 
+  # Which pods an installed webhook configuration sends to the webhook (its namespace and object
+  # selectors); pods it does not select are printed unchanged
+  kubectl get mutatingwebhookconfiguration azure-wi-webhook-mutating-webhook-configuration -o yaml > mwc.yaml
+  azwi-webhook inject -f app.yaml --webhook-config mwc.yaml --explain
+
   # Settings from the webhook's ConfigMap, service accounts from the cluster, output as JSON patches
   azwi-webhook inject -f app.yaml --config-map config.yaml --from-cluster -o patch
 

@@ -34,10 +34,14 @@ mod shutdown;
 mod values;
 
 pub use argv::{normalize_go_style_flags, parse_go_style};
-pub use cli::{CertsArgs, Cli, Command, InjectArgs, Input, MutationArgs, OutputFormat, ServeArgs};
+pub use cli::{
+    CertsArgs, Cli, Command, InjectArgs, Input, MutationArgs, OutputFormat, ServeArgs,
+    DEFAULT_WEBHOOK_CERT_DIR,
+};
 pub use env::{EnvSource, ProcessEnv};
 pub use error::{ConfigError, EXIT_CODE};
 pub use mutation::{build_settings, DEFAULT_PROXY_IMAGE, DEFAULT_PROXY_INIT_IMAGE};
+pub use selector::parse_label_selector;
 pub use serve::{load_serve, ServeConfig, SERVICE_NAME};
 pub use shutdown::{ShutdownTiming, SHUTDOWN_EXIT_MARGIN};
 pub use values::{ipv4_fallback, LogLevel, TlsMinVersion};

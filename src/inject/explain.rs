@@ -3,13 +3,24 @@
 use std::fmt::Write;
 
 use super::process::{Finding, Injection, RbacStatus, Report};
+use super::webhook_config::WebhookConfig;
 use crate::mutate::names::{
     INJECT_PROXY_ANNOTATION, MOUNT_PATH, PROXY_CONTAINER, PROXY_INIT_CONTAINER,
-    SKIP_CONTAINERS_ANNOTATION, USE_LABEL,
+    SKIP_CONTAINERS_ANNOTATION,
 };
 
-pub fn render(reports: &[Report]) -> String {
+/// `webhook` is the configuration applied (`None` with `--all`).
+pub fn render(webhook: Option<&WebhookConfig>, reports: &[Report]) -> String {
     let mut out = String::new();
+    match webhook {
+        Some(webhook) => {
+            let _ = writeln!(out, "webhook configuration: {}", webhook.describe());
+            if webhook.match_conditions > 0 {
+                let _ = writeln!(out, "  note: {}", unevaluated_conditions(webhook));
+            }
+        }
+        None => out.push_str("webhook configuration: not applied (--all)\n"),
+    }
     if reports.is_empty() {
         out.push_str("no pods or pod templates in the input\n");
     }
@@ -32,11 +43,11 @@ pub fn render(reports: &[Report]) -> String {
             "pod template"
         };
         match &report.finding {
-            Finding::NotSelected => {
+            Finding::NotSent(not_sent) => {
                 let _ = writeln!(
                     out,
-                    "  not injected: the {what} has no label {USE_LABEL}: \"true\", so the webhook is not \
-                     called for it (--all injects anyway)"
+                    "  not injected: {not_sent}, so the API server does not call the webhook for \
+                     the {what} (--all injects anyway)"
                 );
             }
             Finding::NoServiceAccount { namespace, name } => {
@@ -59,6 +70,15 @@ pub fn render(reports: &[Report]) -> String {
         }
     }
     out
+}
+
+/// CEL cannot be evaluated offline: the pods are judged as if every condition held.
+pub fn unevaluated_conditions(webhook: &WebhookConfig) -> String {
+    format!(
+        "webhook {} has {} matchConditions, which are not evaluated offline: pods are judged as if \
+         they all held",
+        webhook.webhook, webhook.match_conditions
+    )
 }
 
 fn injected(out: &mut String, report: &Report, injection: &Injection) {

@@ -4,8 +4,13 @@
 //! - Input: multi-document YAML or a JSON object stream, from files or standard input. Pods and the
 //!   pod templates of Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs and CronJobs are
 //!   considered, also inside `List`s; every other document passes through unchanged, in order.
-//! - Selection as the webhook's objectSelector: label `azure.workload.identity/use: "true"` on the pod
-//!   or the template (`--all` injects everything).
+//! - Selection as the API server's: the webhook configuration's rules (pods, CREATE),
+//!   `namespaceSelector` (against the labels of the input's Namespace objects, plus the
+//!   `kubernetes.io/metadata.name` label every namespace has) and `objectSelector` (against the pod's
+//!   or the template's labels). The configuration is the shipped one (compiled in) or
+//!   `--webhook-config`. A pod it does not select passes through unchanged, as a cluster would create
+//!   it; a warning says so when the pod asked for the webhook (its labels match the objectSelector)
+//!   but its namespace or the rules keep it away. `--all` does not apply the configuration at all.
 //! - Service accounts: the input, then `--service-account` files, then (with `--from-cluster`) the
 //!   cluster. A template pod's namespace is its workload's namespace.
 //! - Template volume names: a template has no name, and its pods' names are made by a controller
@@ -22,9 +27,13 @@ mod accounts;
 mod config_map;
 mod documents;
 mod explain;
+mod label_selector;
+mod namespaces;
 mod output;
 mod process;
 mod rbac;
+mod selection;
+mod webhook_config;
 mod workloads;
 mod yaml;
 
@@ -54,6 +63,8 @@ pub enum InjectError {
     },
     #[error("{path}: {message}")]
     ConfigMap { path: String, message: String },
+    #[error("--webhook-config {path}: {message}")]
+    WebhookConfig { path: String, message: String },
     #[error(
         "{location}: {workload}: service account {namespace}/{name} not found in the input{where_else}"
     )]
@@ -179,10 +190,18 @@ pub async fn execute(
         accounts.add_documents(&parsed, &accounts::Origin::File(name), namespace)?;
     }
     let workloads = workloads::find(&input, namespace)?;
+    let selection = selection::Selection {
+        webhook: if args.all {
+            None
+        } else {
+            Some(webhook_config(args.webhook_config.as_deref(), stdin)?)
+        },
+        namespaces: namespaces::NamespaceLabels::from_documents(&input)?,
+    };
     if args.from_cluster {
         let wanted = workloads
             .iter()
-            .filter(|w| w.labelled || args.all)
+            .filter(|w| selection.check(w).is_ok())
             .map(|w| (w.namespace.clone(), w.service_account.clone()));
         accounts.fetch_missing(wanted).await?;
     }
@@ -191,20 +210,32 @@ pub async fn execute(
         settings: &settings,
         accounts: &accounts,
         rbac: &rbac,
-        all: args.all,
+        selection: &selection,
     };
     let processed = process::process(&context, input, workloads)?;
     if args.explain {
         return Ok(Printed {
-            stdout: explain::render(&processed.reports),
+            stdout: explain::render(selection.webhook.as_ref(), &processed.reports),
             warnings: Vec::new(),
         });
     }
     let mut warnings = Vec::new();
+    if let Some(webhook) = selection.webhook.as_ref() {
+        if webhook.match_conditions > 0 {
+            warnings.push(explain::unevaluated_conditions(webhook));
+        }
+    }
     for report in &processed.reports {
         let workload = report.workload.describe();
         match &report.finding {
-            process::Finding::NotSelected => {}
+            // The cluster would create it as it is, without credentials: worth a word when the pod
+            // asked for the webhook.
+            process::Finding::NotSent(not_sent) if not_sent.opted_in() => warnings.push(format!(
+                "{}: {workload}: not injected: {not_sent}, so the API server does not call the \
+                 webhook for it and it starts without Azure credentials",
+                report.location
+            )),
+            process::Finding::NotSent(_) => {}
             process::Finding::NoServiceAccount { namespace, name } => {
                 return Err(InjectError::MissingServiceAccount {
                     location: report.location.clone(),
@@ -238,6 +269,26 @@ pub async fn execute(
         stdout: output::render(args.output, &processed)?,
         warnings,
     })
+}
+
+/// The webhook entry that decides which pods reach the webhook: from `--webhook-config`, else the
+/// shipped one.
+fn webhook_config(
+    path: Option<&std::path::Path>,
+    stdin: &mut dyn Read,
+) -> Result<webhook_config::WebhookConfig, InjectError> {
+    let Some(path) = path else {
+        return webhook_config::WebhookConfig::shipped()
+            .map_err(|message| InjectError::Internal { message });
+    };
+    let (name, text) = read(&Input::File(path.to_owned()), stdin)?;
+    let documents = documents::parse(&name, &text)?;
+    webhook_config::WebhookConfig::from_documents(&documents, Some(name.clone())).map_err(
+        |message| InjectError::WebhookConfig {
+            path: name,
+            message,
+        },
+    )
 }
 
 fn read(source: &Input, stdin: &mut dyn Read) -> Result<(String, String), InjectError> {

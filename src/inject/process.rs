@@ -8,6 +8,8 @@ use serde_json::{json, Value};
 use super::accounts::{Accounts, Origin};
 use super::documents::{Document, Location};
 use super::rbac::Rbac;
+use super::selection::Selection;
+use super::webhook_config::NotSent;
 use super::workloads::{self, Workload};
 use super::InjectError;
 use crate::k8s::authz::{self, AccessDecision, CheckReport, Verdict};
@@ -19,8 +21,9 @@ use crate::mutate::{self, patch, Plan, Runtime};
 /// What happened to one workload.
 #[derive(Debug)]
 pub enum Finding {
-    /// No `azure.workload.identity/use: "true"` label (and no `--all`).
-    NotSelected,
+    /// The webhook configuration does not send the pod to the webhook (and no `--all`): the
+    /// cluster creates it as it is.
+    NotSent(NotSent),
     /// The service account is in none of the sources.
     NoServiceAccount {
         namespace: String,
@@ -74,7 +77,7 @@ pub struct Context<'a> {
     pub settings: &'a Settings,
     pub accounts: &'a Accounts,
     pub rbac: &'a Rbac,
-    pub all: bool,
+    pub selection: &'a Selection,
 }
 
 pub fn process(
@@ -91,8 +94,8 @@ pub fn process(
             });
         };
         let location = document.location.clone();
-        let finding = if !workload.labelled && !context.all {
-            Finding::NotSelected
+        let finding = if let Err(not_sent) = context.selection.check(&workload) {
+            Finding::NotSent(not_sent)
         } else {
             match context
                 .accounts

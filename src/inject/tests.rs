@@ -179,3 +179,82 @@ metadata: {name: app, namespace: demo, annotations: {example.com/a~1b: 1}}
         "{err}"
     );
 }
+
+const SYSTEM_POD: &str = "\
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: app, namespace: kube-system, annotations: {azure.workload.identity/client-id: cid}}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: system
+  namespace: kube-system
+  labels: {azure.workload.identity/use: \"true\"}
+spec:
+  serviceAccountName: app
+  containers: [{name: c, image: i}]
+";
+
+/// The shipped configuration never sends a kube-system pod: `inject` reports and prints it as the
+/// cluster would create it (it used to say `injected: yes` and inject it).
+#[test]
+fn a_labelled_pod_in_an_excluded_namespace_is_not_injected() {
+    let (status, out, _) = run_with(SYSTEM_POD, &["--explain"]);
+    assert_eq!(status, 0);
+    assert!(
+        out.contains(
+            "Pod kube-system/system\n  not injected: namespace kube-system is not selected by the \
+             webhook configuration's namespaceSelector"
+        ),
+        "{out}"
+    );
+    let (status, patch, err) = run_with(SYSTEM_POD, &["-o", "patch"]);
+    assert_eq!(status, 0, "{err}");
+    assert_eq!(patch, "[]\n", "nothing changed");
+    assert!(
+        err.contains("Pod kube-system/system: not injected: namespace kube-system"),
+        "{err}"
+    );
+}
+
+#[test]
+fn all_applies_no_webhook_configuration() {
+    let (status, out, _) = run_with(SYSTEM_POD, &["--explain", "--all"]);
+    assert_eq!(status, 0);
+    assert!(
+        out.starts_with("webhook configuration: not applied (--all)\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Pod kube-system/system\n  injected: yes"),
+        "{out}"
+    );
+}
+
+#[test]
+fn namespace_labels_come_from_the_input() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("webhook.yaml");
+    std::fs::write(
+        &config,
+        "apiVersion: admissionregistration.k8s.io/v1\nkind: MutatingWebhookConfiguration\n\
+         metadata: {name: only-labelled-namespaces}\nwebhooks:\n- name: any.example.com\n  \
+         rules: [{operations: [CREATE], apiGroups: [''], apiVersions: [v1], resources: [pods]}]\n  \
+         namespaceSelector: {matchExpressions: [{key: wi, operator: Exists}]}\n",
+    )
+    .expect("write");
+    let config = config.to_str().expect("utf-8");
+    let labelled =
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: kube-system, labels: {wi: x}}\n";
+    let input = format!("{SYSTEM_POD}---\n{labelled}");
+    let (status, out, err) = run_with(&input, &["--explain", "--webhook-config", config]);
+    assert_eq!(status, 0, "{err}");
+    assert!(
+        out.contains("Pod kube-system/system\n  injected: yes"),
+        "{out}"
+    );
+    let (status, out, err) = run_with(SYSTEM_POD, &["--explain", "--webhook-config", config]);
+    assert_eq!(status, 0, "{err}");
+    assert!(out.contains("(it requires wi)"), "{out}");
+}

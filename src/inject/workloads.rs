@@ -4,8 +4,8 @@
 use serde_json::Value;
 
 use super::documents::{self, invalid, meta_str, type_name, Document};
+use super::label_selector::Labels;
 use super::InjectError;
-use crate::mutate::names::USE_LABEL;
 use crate::mutate::patch::escape_token;
 use crate::mutate::view::effective_service_account;
 
@@ -23,8 +23,9 @@ pub struct Workload {
     pub namespace: String,
     /// For templates: the `generateName`-style prefix the offline volume name is derived from.
     pub volume_prefix: Option<String>,
-    /// Carries `azure.workload.identity/use: "true"`, as the webhook's objectSelector requires.
-    pub labelled: bool,
+    /// The pod's (or template's) labels, which the webhook configuration's objectSelector is
+    /// matched against; a controller's pods carry its template's.
+    pub labels: Labels,
     pub service_account: String,
 }
 
@@ -93,10 +94,7 @@ pub fn find(documents: &[Document], default_namespace: &str) -> Result<Vec<Workl
                     .unwrap_or(default_namespace)
                     .to_owned(),
                 volume_prefix,
-                labelled: pod
-                    .pointer("/metadata/labels")
-                    .and_then(|l| l.get(USE_LABEL))
-                    == Some(&Value::String("true".into())),
+                labels: pod_labels(pod),
                 service_account: effective_service_account(
                     pod.pointer("/spec/serviceAccountName")
                         .and_then(Value::as_str),
@@ -107,6 +105,16 @@ pub fn find(documents: &[Document], default_namespace: &str) -> Result<Vec<Workl
         }
     }
     Ok(out)
+}
+
+/// `metadata.labels`, whose values [`check_pod`] has checked are strings.
+fn pod_labels(pod: &Value) -> Labels {
+    let labels = pod.pointer("/metadata/labels").and_then(Value::as_object);
+    labels
+        .into_iter()
+        .flatten()
+        .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_owned())))
+        .collect()
 }
 
 /// The controller names its pods after the workload (`<name>-<suffix>`), so the template is given
