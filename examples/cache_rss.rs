@@ -1,11 +1,13 @@
 //! Measures what the service-account cache costs with 10,000 service accounts (3 annotations each):
 //! time from start to synced, process RSS, and the heap the cache itself holds.
 //!
-//! `cargo run --release --example cache_rss [-- COUNT [last-applied]]`
+//! `cargo run --release --example cache_rss [-- COUNT [last-applied|bare]]`
 //!
 //! With `last-applied`, each service account also carries a ~400-byte
 //! `kubectl.kubernetes.io/last-applied-configuration` annotation, as `kubectl apply` leaves behind;
-//! the cache drops it (only `azure.workload.identity/` annotations are kept).
+//! the cache drops it (only `azure.workload.identity/` annotations are kept). With `bare`, the
+//! service accounts carry no annotation and have 20-character names spread over 1,000 namespaces,
+//! as most of a cluster's do (`benches/sa_memory.sh` measures the same with the real binary).
 //!
 //! The fake API server runs in this process too, so RSS includes its copy of the objects; the
 //! counting allocator separates what the cache retains (heap before start vs. while running, and
@@ -76,9 +78,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|n| n.parse())
         .transpose()?
         .unwrap_or(10_000);
-    let last_applied = std::env::args().nth(2).as_deref() == Some("last-applied");
+    let mode = std::env::args().nth(2);
+    let last_applied = mode.as_deref() == Some("last-applied");
+    let bare = mode.as_deref() == Some("bare");
     let fake = FakeApiServer::start().await;
-    for i in 0..count {
+    if bare {
+        for i in 0..count {
+            let (namespace, name) = (format!("ns-{:05}", i % 1000), format!("svc-account-{i:08}"));
+            fake.add_service_account(&namespace, &name, &[]);
+        }
+    }
+    for i in (0..count).filter(|_| !bare) {
         let client_id = format!("{i:08x}-0000-4000-8000-000000000000");
         let (namespace, name) = (format!("team-{}", i % 100), format!("workload-{i}"));
         let applied = format!(
@@ -126,7 +136,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     drop(cache);
     let heap_dropped = HEAP.load(Ordering::Relaxed);
 
-    println!("service accounts:           {entries} (3 annotations each)");
+    let annotations = if bare {
+        "no annotations"
+    } else {
+        "3 annotations each"
+    };
+    println!("service accounts:           {entries} ({annotations})");
     println!("start to synced:            {synced_in:?}");
     println!(
         "RSS before / after sync:    {} / {} (+{}), peak {}",

@@ -1,8 +1,11 @@
 //! The servers `benches/load.sh` starts, one per process so each one's RSS is its own:
 //!
-//! - `apiserver --service-accounts N --out DIR`: the in-process fake API server of the tests, holding
-//!   N service accounts (`shop/checkout`, which the fixture pod uses, plus N-1 others). Writes
-//!   `DIR/apiserver.url` and `DIR/apiserver-ca.pem`, then serves until killed.
+//! - `apiserver --service-accounts N --out DIR [--namespaces K] [--annotated A]`: the in-process fake
+//!   API server of the tests, holding N service accounts (`shop/checkout`, which the fixture pod
+//!   uses, plus N-1 others, each with a client-id annotation). With `--namespaces`, the N-1 others
+//!   are spread over K namespaces with 20-character names, and only A of all N (default: all) carry
+//!   the annotation, as `benches/sa_memory.sh` measures. Writes `DIR/apiserver.url`,
+//!   `DIR/apiserver-ca.pem` and `DIR/kubeconfig`, then serves until killed.
 //! - `webhook --cert-dir DIR --addr A --health-addr H --metrics-addr M --apiserver DIR [--log-level L]`:
 //!   the real `app::serve`, reading service accounts from that fake API server through the real kube
 //!   client, logging at `L` (default `info`, as the manifests deploy it; `unset` for warnings only).
@@ -136,18 +139,49 @@ fn client_id(i: usize) -> String {
     format!("2b7e3c4d-9f1a-4e5b-8c6d-{i:012}")
 }
 
+/// `shop/checkout` plus N-1 service accounts named like real ones (20 characters) in `namespaces`
+/// namespaces of 8 characters.
+fn spread_service_account_names(
+    n: usize,
+    namespaces: usize,
+) -> impl Iterator<Item = (String, String)> {
+    std::iter::once(("shop".to_owned(), "checkout".to_owned())).chain((1..n).map(move |i| {
+        (
+            format!("ns-{:05}", i % namespaces),
+            format!("svc-account-{i:08}"),
+        )
+    }))
+}
+
 async fn apiserver(args: &Args) -> Result<(), Error> {
     let n = args.count("service-accounts")?;
     let out = PathBuf::from(args.get("out")?);
+    let names: Box<dyn Iterator<Item = (String, String)>> = match args.0.get("namespaces") {
+        Some(k) => {
+            let namespaces = k.parse::<usize>()?;
+            if namespaces == 0 {
+                return Err("--namespaces must be at least 1".into());
+            }
+            Box::new(spread_service_account_names(n, namespaces))
+        }
+        None => Box::new(service_account_names(n)),
+    };
+    let annotated = match args.0.get("annotated") {
+        Some(a) => a.parse::<usize>()?,
+        None => n,
+    };
     let fake = fake_apiserver::FakeApiServer::start().await;
-    for (i, (namespace, name)) in service_account_names(n).enumerate() {
-        fake.add_service_account(
-            &namespace,
-            &name,
-            &[("azure.workload.identity/client-id", &client_id(i))],
-        );
+    for (i, (namespace, name)) in names.enumerate() {
+        let client_id = client_id(i);
+        let annotations: &[(&str, &str)] = if i < annotated {
+            &[("azure.workload.identity/client-id", &client_id)]
+        } else {
+            &[]
+        };
+        fake.add_service_account(&namespace, &name, annotations);
     }
     std::fs::write(out.join("apiserver-ca.pem"), fake.ca_pem().unwrap_or(""))?;
+    std::fs::write(out.join("kubeconfig"), fake.kubeconfig())?;
     // The URL file last: the load script waits for it to appear.
     std::fs::write(out.join("apiserver.url"), fake.url())?;
     eprintln!(

@@ -1,70 +1,97 @@
 //! The in-memory index behind the service-account cache: plain data, changed only through `apply`,
 //! `delete` and `replace`, so it is unit-tested without an API server.
 //!
-//! Nested maps (namespace → name → entry) rather than one map keyed by `(String, String)`: with the
-//! nested form a lookup borrows `&str` keys and allocates nothing on the admission path.
+//! Layout, for memory: most service accounts in a cluster carry no annotation the webhook reads, and
+//! for those it only needs to know they exist. So per namespace (its name stored once) the index
+//! keeps two sets:
+//! - `bare`: the names of service accounts without annotations, packed ([`PackedNames`], about 30
+//!   bytes for a 20-character name);
+//! - `annotated`: the shared [`ServiceAccountMeta`] of the others, found by the name it holds (no
+//!   second copy of the name as a key).
+//!
+//! A lookup borrows `&str` keys; an annotated hit is an `Arc` clone and allocates nothing. A bare hit
+//! builds its `ServiceAccountMeta` (namespace and name, no annotations): three small allocations, on
+//! a path that only pods whose service account lacks the annotations take.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, OnceLock};
 
+use hashbrown::HashTable;
+
+use super::names::PackedNames;
 use crate::mutate::service_account::ServiceAccountMeta;
 
 /// Service accounts by namespace and name.
 #[derive(Debug, Default)]
 pub(crate) struct Index {
-    namespaces: HashMap<String, HashMap<String, Arc<ServiceAccountMeta>>>,
+    namespaces: HashMap<Box<str>, Namespace>,
     len: usize,
 }
 
+/// The service accounts of one namespace.
+#[derive(Debug, Default)]
+struct Namespace {
+    bare: PackedNames,
+    annotated: HashTable<Arc<ServiceAccountMeta>>,
+}
+
+/// Hashes names in every namespace's tables. One random seed for the process, so that a relist's
+/// fresh index can take over the current one's tables as they are.
+fn hasher() -> &'static RandomState {
+    static HASHER: OnceLock<RandomState> = OnceLock::new();
+    HASHER.get_or_init(RandomState::new)
+}
+
 impl Index {
-    /// The entry for `namespace/name`, shared (an `Arc` clone, nothing else).
+    /// The entry for `namespace/name`: shared for an annotated one, built for a bare one.
     pub(crate) fn get(&self, namespace: &str, name: &str) -> Option<Arc<ServiceAccountMeta>> {
-        self.namespaces.get(namespace)?.get(name).cloned()
+        let accounts = self.namespaces.get(namespace)?;
+        if let Some(meta) = accounts.annotated(name) {
+            return Some(meta.clone());
+        }
+        accounts
+            .bare
+            .contains(hasher(), name)
+            .then(|| Arc::new(bare_meta(namespace, name)))
     }
 
     /// Inserts or replaces an entry (an added or modified service account).
     pub(crate) fn apply(&mut self, meta: ServiceAccountMeta) {
-        let names = match self.namespaces.get_mut(meta.namespace.as_str()) {
-            Some(names) => names,
-            None => self.namespaces.entry(meta.namespace.clone()).or_default(),
+        let accounts = match self.namespaces.get_mut(meta.namespace.as_str()) {
+            Some(accounts) => accounts,
+            None => self
+                .namespaces
+                .entry(meta.namespace.as_str().into())
+                .or_default(),
         };
-        if let Some(existing) = names.get_mut(meta.name.as_str()) {
-            // Unchanged objects (every relist, most resyncs) keep their allocation.
-            if **existing != meta {
-                *existing = Arc::new(meta);
-            }
-            return;
+        if accounts.set(meta) {
+            self.len += 1;
         }
-        names.insert(meta.name.clone(), Arc::new(meta));
-        self.len += 1;
     }
 
     /// Removes an entry; empty namespaces are dropped so deleted namespaces leave nothing behind.
     pub(crate) fn delete(&mut self, namespace: &str, name: &str) {
-        let Some(names) = self.namespaces.get_mut(namespace) else {
+        let Some(accounts) = self.namespaces.get_mut(namespace) else {
             return;
         };
-        if names.remove(name).is_some() {
+        if accounts.remove(name) {
             self.len -= 1;
         }
-        if names.is_empty() {
+        if accounts.is_empty() {
             self.namespaces.remove(namespace);
         }
     }
 
     /// Replaces the whole content with a fresh full list. Entries equal to the current ones keep
-    /// the current `Arc`, so readers holding them and the allocator both see no churn.
+    /// the current `Arc`, and namespaces whose bare names are unchanged keep the current set, so
+    /// readers holding entries and the allocator both see no churn. The fresh sets give back the
+    /// room they grew into while the list came in.
     pub(crate) fn replace(&mut self, mut fresh: Index) {
-        for (namespace, names) in &mut fresh.namespaces {
-            let Some(current) = self.namespaces.get(namespace.as_str()) else {
-                continue;
-            };
-            for (name, entry) in names.iter_mut() {
-                if let Some(old) = current.get(name.as_str()) {
-                    if **old == **entry {
-                        *entry = old.clone();
-                    }
-                }
+        for (namespace, accounts) in &mut fresh.namespaces {
+            match self.namespaces.get_mut(namespace) {
+                Some(current) => accounts.keep_unchanged(current),
+                None => accounts.bare.compact(hasher()),
             }
         }
         *self = fresh;
@@ -75,6 +102,94 @@ impl Index {
     }
 }
 
+impl Namespace {
+    fn annotated(&self, name: &str) -> Option<&Arc<ServiceAccountMeta>> {
+        self.annotated
+            .find(hasher().hash_one(name), |meta| meta.name == name)
+    }
+
+    /// Stores `meta` in the set its annotations call for, moving it out of the other; true if the
+    /// name is new to the namespace.
+    fn set(&mut self, meta: ServiceAccountMeta) -> bool {
+        let hasher = hasher();
+        let hash = hasher.hash_one(meta.name.as_str());
+        if meta.annotations.is_empty() {
+            match self.bare.insert(hasher, &meta.name) {
+                Ok(false) => return false,
+                Ok(true) => return self.remove_annotated(hash, &meta.name).is_none(),
+                // Kept as an annotated entry instead: correct, only larger.
+                Err(_) => {}
+            }
+        }
+        let name_was_bare = self.bare.remove(hasher, &meta.name);
+        match self.annotated.find_mut(hash, |old| old.name == meta.name) {
+            Some(existing) => {
+                // Unchanged objects (every relist, most resyncs) keep their allocation.
+                if **existing != meta {
+                    *existing = Arc::new(meta);
+                }
+                false
+            }
+            None => {
+                self.annotated.insert_unique(hash, Arc::new(meta), |meta| {
+                    hasher.hash_one(meta.name.as_str())
+                });
+                !name_was_bare
+            }
+        }
+    }
+
+    /// True if `name` was there.
+    fn remove(&mut self, name: &str) -> bool {
+        let hasher = hasher();
+        self.bare.remove(hasher, name)
+            || self.remove_annotated(hasher.hash_one(name), name).is_some()
+    }
+
+    fn remove_annotated(&mut self, hash: u64, name: &str) -> Option<Arc<ServiceAccountMeta>> {
+        let entry = self
+            .annotated
+            .find_entry(hash, |meta| meta.name == name)
+            .ok()?;
+        Some(entry.remove().0)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.bare.is_empty() && self.annotated.is_empty()
+    }
+
+    /// Takes over from `current` what is equal to this fresh content: its `Arc`s, and its bare set
+    /// when that has the same names.
+    fn keep_unchanged(&mut self, current: &mut Namespace) {
+        let hasher = hasher();
+        let same_bare = self.bare.len() == current.bare.len()
+            && self
+                .bare
+                .iter()
+                .all(|name| current.bare.contains(hasher, name));
+        if same_bare {
+            std::mem::swap(&mut self.bare, &mut current.bare);
+        } else {
+            self.bare.compact(hasher);
+        }
+        for entry in self.annotated.iter_mut() {
+            if let Some(old) = current.annotated(&entry.name) {
+                if **old == **entry {
+                    *entry = old.clone();
+                }
+            }
+        }
+    }
+}
+
+/// What a lookup of a service account without annotations answers.
+fn bare_meta(namespace: &str, name: &str) -> ServiceAccountMeta {
+    ServiceAccountMeta {
+        namespace: namespace.to_owned(),
+        name: name.to_owned(),
+        annotations: Default::default(),
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +199,132 @@ mod tests {
             namespace: namespace.to_owned(),
             name: name.to_owned(),
             annotations: [("client-id".to_owned(), client_id.to_owned())].into(),
+        }
+    }
+
+    #[test]
+    fn bare_entries_are_found_with_their_names_and_no_annotations() {
+        let mut index = Index::default();
+        index.apply(bare_meta("ns", "default"));
+        index.apply(bare_meta("ns", "default"));
+        index.apply(bare_meta("other", "default"));
+        assert_eq!(index.len(), 2);
+        let found = index.get("ns", "default").expect("present");
+        assert_eq!(*found, bare_meta("ns", "default"));
+        assert!(index.get("ns", "missing").is_none());
+        assert!(index.get("absent", "default").is_none());
+    }
+
+    #[test]
+    fn an_entry_moves_between_bare_and_annotated_and_counts_once() {
+        let mut index = Index::default();
+        index.apply(bare_meta("ns", "a"));
+        index.apply(meta("ns", "a", "1"));
+        assert_eq!(index.len(), 1);
+        assert_eq!(
+            index
+                .get("ns", "a")
+                .expect("a")
+                .annotations
+                .get("client-id"),
+            Some("1")
+        );
+        index.apply(bare_meta("ns", "a"));
+        assert_eq!(index.len(), 1);
+        assert!(index.get("ns", "a").expect("a").annotations.is_empty());
+        index.delete("ns", "a");
+        assert_eq!(index.len(), 0);
+        assert!(index.namespaces.is_empty());
+    }
+
+    #[test]
+    fn names_too_long_to_pack_are_kept_as_entries() {
+        let mut index = Index::default();
+        let long = "n".repeat(300);
+        index.apply(bare_meta("ns", &long));
+        assert_eq!(index.len(), 1);
+        assert_eq!(
+            *index.get("ns", &long).expect("present"),
+            bare_meta("ns", &long)
+        );
+        index.delete("ns", &long);
+        assert_eq!(index.len(), 0);
+    }
+
+    #[test]
+    fn replace_keeps_an_unchanged_bare_set_and_takes_a_changed_one() {
+        let mut index = Index::default();
+        for name in ["a", "b"] {
+            index.apply(bare_meta("same", name));
+            index.apply(bare_meta("changed", name));
+        }
+        let before = index.namespaces["same"].bare.buffer_address();
+
+        let mut fresh = Index::default();
+        for name in ["b", "a"] {
+            fresh.apply(bare_meta("same", name));
+        }
+        fresh.apply(bare_meta("changed", "a"));
+        fresh.apply(bare_meta("changed", "c"));
+        index.replace(fresh);
+
+        assert_eq!(index.namespaces["same"].bare.buffer_address(), before);
+        assert_eq!(index.len(), 4);
+        assert!(index.get("same", "a").is_some() && index.get("same", "b").is_some());
+        assert!(index.get("changed", "b").is_none());
+        assert!(index.get("changed", "c").is_some());
+    }
+
+    /// Random operations against a plain map of what should be there.
+    #[test]
+    fn matches_a_simple_model_under_random_changes() {
+        use std::collections::BTreeMap;
+
+        let mut rng = fastrand::Rng::with_seed(15);
+        let mut index = Index::default();
+        let mut model: BTreeMap<(String, String), ServiceAccountMeta> = BTreeMap::new();
+        for step in 0..5_000 {
+            let namespace = format!("ns-{}", rng.usize(..3));
+            let name = format!("sa-{}", rng.usize(..40));
+            match rng.usize(..10) {
+                0..=3 => {
+                    let meta = bare_meta(&namespace, &name);
+                    model.insert((namespace, name), meta.clone());
+                    index.apply(meta);
+                }
+                4..=6 => {
+                    let meta = meta(&namespace, &name, &rng.usize(..3).to_string());
+                    model.insert((namespace, name), meta.clone());
+                    index.apply(meta);
+                }
+                7..=8 => {
+                    index.delete(&namespace, &name);
+                    model.remove(&(namespace, name));
+                }
+                _ => {
+                    let mut fresh = Index::default();
+                    for meta in model.values() {
+                        fresh.apply(meta.clone());
+                    }
+                    index.replace(fresh);
+                }
+            }
+            assert_eq!(index.len(), model.len(), "step {step}");
+            for n in 0..3 {
+                for s in 0..40 {
+                    let (namespace, name) = (format!("ns-{n}"), format!("sa-{s}"));
+                    let found = index.get(&namespace, &name);
+                    let expected = model.get(&(namespace.clone(), name.clone()));
+                    assert_eq!(
+                        found.as_ref().map(|m| &m.annotations),
+                        expected.map(|m| &m.annotations),
+                        "step {step}: {namespace}/{name}"
+                    );
+                    if let Some(found) = found {
+                        assert_eq!((&*found.namespace, &*found.name), (&*namespace, &*name));
+                    }
+                }
+            }
         }
     }
 
