@@ -17,6 +17,8 @@ use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, Layer};
 
+use crate::json_text;
+
 /// A line longer than this is not kept as the thread's buffer, so one huge event does not pin memory.
 const KEPT_BUFFER_BYTES: usize = 16 * 1024;
 
@@ -74,7 +76,7 @@ pub fn format_event(line: &mut Vec<u8>, event: &Event<'_>, now: SystemTime) {
     line.push(b'"');
     event.record(&mut FieldWriter { line });
     line.extend_from_slice(b",\"target\":");
-    write_str(line, metadata.target());
+    json_text::push_str(line, metadata.target());
     line.extend_from_slice(b"}\n");
 }
 
@@ -86,7 +88,7 @@ struct FieldWriter<'a> {
 impl FieldWriter<'_> {
     fn key(&mut self, field: &Field) {
         self.line.push(b',');
-        write_str(self.line, field.name());
+        json_text::push_str(self.line, field.name());
         self.line.push(b':');
     }
 
@@ -100,7 +102,7 @@ impl FieldWriter<'_> {
 impl Visit for FieldWriter<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         self.key(field);
-        write_str(self.line, value);
+        json_text::push_str(self.line, value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
@@ -159,47 +161,10 @@ struct Escaped<'a>(&'a mut Vec<u8>);
 
 impl fmt::Write for Escaped<'_> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        escape_into(self.0, s);
+        json_text::push_escaped(self.0, s);
         Ok(())
     }
 }
-
-/// Appends `value` as a quoted JSON string.
-fn write_str(line: &mut Vec<u8>, value: &str) {
-    line.push(b'"');
-    escape_into(line, value);
-    line.push(b'"');
-}
-
-/// Appends `value` escaped for the inside of a JSON string: runs of plain bytes are copied whole.
-fn escape_into(line: &mut Vec<u8>, value: &str) {
-    let bytes = value.as_bytes();
-    let mut plain_from = 0;
-    for (i, &byte) in bytes.iter().enumerate() {
-        let escape: &[u8] = match byte {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x00..=0x1f => {
-                line.extend_from_slice(&bytes[plain_from..i]);
-                line.extend_from_slice(b"\\u00");
-                line.push(HEX[usize::from(byte >> 4)]);
-                line.push(HEX[usize::from(byte & 0xf)]);
-                plain_from = i + 1;
-                continue;
-            }
-            _ => continue,
-        };
-        line.extend_from_slice(&bytes[plain_from..i]);
-        line.extend_from_slice(escape);
-        plain_from = i + 1;
-    }
-    line.extend_from_slice(&bytes[plain_from..]);
-}
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// RFC 3339 in UTC with microseconds, `2026-12-03T12:30:05.123456Z`.
 fn write_timestamp(line: &mut Vec<u8>, now: SystemTime) {
@@ -297,18 +262,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn strings_are_escaped_as_json() {
-        let tricky = "a\"b\\c\nd\re\tf\u{1}g\u{1f}é\u{2028}z";
-        let mut line = Vec::new();
-        write_str(&mut line, tricky);
-        let back: String = serde_json::from_slice(&line).expect("valid JSON string");
-        assert_eq!(back, tricky);
-        assert_eq!(
-            String::from_utf8(line).unwrap(),
-            "\"a\\\"b\\\\c\\nd\\re\\tf\\u0001g\\u001fé\u{2028}z\""
-        );
     }
 }

@@ -7,6 +7,7 @@ pub mod denial;
 mod identity;
 pub mod names;
 pub mod patch;
+mod patch_json;
 mod proxy;
 mod record;
 pub mod service_account;

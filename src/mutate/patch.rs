@@ -236,15 +236,7 @@ pub fn escape_token(token: &str) -> String {
     escaped
 }
 
-/// Serialises the operations as a JSON array, into a buffer sized for typical operations.
-pub fn to_json(ops: &[PatchOp]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(ops.len() * 160 + 2);
-    // Every value is a plain struct of strings, numbers and JSON values: serialisation cannot fail.
-    if serde_json::to_writer(&mut out, ops).is_err() {
-        return b"[]".to_vec();
-    }
-    out
-}
+pub use super::patch_json::to_json;
 
 #[cfg(test)]
 mod tests {
