@@ -114,17 +114,19 @@ impl fmt::Display for Requirement {
     }
 }
 
+/// Labels from literal pairs, for the tests of this module and of the webhook configuration.
+#[cfg(test)]
+pub(crate) fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
 
     fn selector(value: Value) -> LabelSelector {
         LabelSelector::parse(Some(&value)).expect("valid selector")

@@ -251,13 +251,7 @@ fn rules_cover_pod_create(rules: Option<&Value>) -> Result<bool, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use crate::inject::label_selector::labels;
 
     fn namespace(name: &str) -> Labels {
         labels(&[("kubernetes.io/metadata.name", name)])
