@@ -134,10 +134,7 @@ fn write_batches<O: Write>(shared: &Shared, mut out: O, linger: Duration) {
         drop(state);
         let _ = out.write_all(&batch);
         if dropped > 0 {
-            let _ = writeln!(
-                out,
-                "{{\"level\":\"WARN\",\"message\":\"log lines dropped: stderr did not keep up\",\"dropped_lines\":{dropped},\"target\":\"azwi_webhook::logging\"}}"
-            );
+            let _ = out.write_all(&dropped_report(dropped, std::time::SystemTime::now()));
         }
         let _ = out.flush();
         batch.clear();
@@ -147,6 +144,19 @@ fn write_batches<O: Write>(shared: &Shared, mut out: O, linger: Duration) {
             return;
         }
     }
+}
+
+/// The line that says how many lines were dropped, in the layout of every other line.
+fn dropped_report(dropped: u64, now: std::time::SystemTime) -> Vec<u8> {
+    let mut line = Vec::with_capacity(192);
+    line.extend_from_slice(b"{\"timestamp\":\"");
+    super::json_line::write_timestamp(&mut line, now);
+    line.extend_from_slice(
+        b"\",\"level\":\"WARN\",\"message\":\"log lines dropped: stderr did not keep up\",\"dropped_lines\":",
+    );
+    line.extend_from_slice(itoa::Buffer::new().format(dropped).as_bytes());
+    line.extend_from_slice(b",\"target\":\"azwi_webhook::logging\"}\n");
+    line
 }
 
 impl Drop for FlushGuard {
@@ -291,6 +301,13 @@ mod tests {
         let report = out.lines().last().expect("a report line");
         let report: serde_json::Value = serde_json::from_str(report).expect("JSON");
         assert_eq!(report["dropped_lines"], 2, "{report}");
+        assert_eq!(report["level"], "WARN", "{report}");
+        assert!(
+            report["timestamp"]
+                .as_str()
+                .is_some_and(|t| t.ends_with('Z')),
+            "{report}"
+        );
     }
 
     #[test]

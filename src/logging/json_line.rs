@@ -167,7 +167,7 @@ impl fmt::Write for Escaped<'_> {
 }
 
 /// RFC 3339 in UTC with microseconds, `2026-12-03T12:30:05.123456Z`.
-fn write_timestamp(line: &mut Vec<u8>, now: SystemTime) {
+pub(super) fn write_timestamp(line: &mut Vec<u8>, now: SystemTime) {
     let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since_epoch.as_secs();
     let (year, month, day) = civil_from_days(secs / 86_400);
