@@ -601,9 +601,7 @@ struct AddContainer;
 impl azwi_webhook::review::ReviewHandler for AddContainer {
     fn refuse(
         &self,
-
         refusal: azwi_webhook::review::Refusal,
-
         message: &str,
     ) -> azwi_webhook::review::ReviewReply {
         azwi_webhook::admission::refusal_reply(refusal, message)

@@ -23,9 +23,7 @@ struct Recorder {
 impl ReviewHandler for Recorder {
     fn refuse(
         &self,
-
         refusal: azwi_webhook::review::Refusal,
-
         message: &str,
     ) -> azwi_webhook::review::ReviewReply {
         azwi_webhook::admission::refusal_reply(refusal, message)
@@ -343,9 +341,7 @@ struct Gate {
 impl ReviewHandler for Gate {
     fn refuse(
         &self,
-
         refusal: azwi_webhook::review::Refusal,
-
         message: &str,
     ) -> azwi_webhook::review::ReviewReply {
         azwi_webhook::admission::refusal_reply(refusal, message)

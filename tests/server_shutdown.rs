@@ -25,9 +25,7 @@ struct Gated {
 impl ReviewHandler for Gated {
     fn refuse(
         &self,
-
         refusal: azwi_webhook::review::Refusal,
-
         message: &str,
     ) -> azwi_webhook::review::ReviewReply {
         azwi_webhook::admission::refusal_reply(refusal, message)

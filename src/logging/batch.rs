@@ -28,12 +28,20 @@ struct State {
 struct Shared {
     state: Mutex<State>,
     wake: Condvar,
+    /// Where lines go: written by the writer thread, and directly once it has stopped.
+    out: Mutex<Box<dyn Write + Send>>,
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A poisoned lock only means a thread panicked while appending bytes: keep logging.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_out(&self, bytes: &[u8]) {
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = out.write_all(bytes);
+        let _ = out.flush();
     }
 }
 
@@ -65,12 +73,13 @@ impl BatchedWriter {
                 closed: false,
             }),
             wake: Condvar::new(),
+            out: Mutex::new(Box::new(out)),
         });
         let thread = std::thread::Builder::new()
             .name("log-writer".into())
             .spawn({
                 let shared = shared.clone();
-                move || write_batches(&shared, out, linger)
+                move || write_batches(&shared, linger)
             })?;
         let writer = BatchedWriter {
             shared: shared.clone(),
@@ -91,7 +100,7 @@ impl BatchedWriter {
         let mut state = self.shared.lock();
         if state.closed {
             drop(state);
-            let _ = io::stderr().write_all(line);
+            self.shared.write_out(line);
             return;
         }
         if state.pending.len() + line.len() > self.max_pending {
@@ -108,7 +117,7 @@ impl BatchedWriter {
 }
 
 /// The writer thread: waits for a first line, lingers so that others join it, writes them at once.
-fn write_batches<O: Write>(shared: &Shared, mut out: O, linger: Duration) {
+fn write_batches(shared: &Shared, linger: Duration) {
     let mut batch = Vec::with_capacity(16 * 1024);
     loop {
         let mut state = shared.lock();
@@ -132,11 +141,10 @@ fn write_batches<O: Write>(shared: &Shared, mut out: O, linger: Duration) {
         std::mem::swap(&mut batch, &mut state.pending);
         let dropped = std::mem::take(&mut state.dropped_lines);
         drop(state);
-        let _ = out.write_all(&batch);
         if dropped > 0 {
-            let _ = out.write_all(&dropped_report(dropped, std::time::SystemTime::now()));
+            batch.extend_from_slice(&dropped_report(dropped, std::time::SystemTime::now()));
         }
-        let _ = out.flush();
+        shared.write_out(&batch);
         batch.clear();
         // Give back what a burst grew, keeping a typical batch's worth.
         batch.shrink_to(64 * 1024);
@@ -311,16 +319,13 @@ mod tests {
     }
 
     #[test]
-    fn after_the_guard_is_gone_lines_are_not_lost_in_the_buffer() {
+    fn after_the_guard_is_gone_lines_go_straight_to_the_sink() {
         let (tx, rx) = mpsc::channel();
         let (writer, guard) =
             BatchedWriter::spawn(Batches(tx), Duration::ZERO, 1 << 20).expect("thread");
         drop(guard);
         line(&writer, "late\n");
         assert!(writer.shared.lock().pending.is_empty());
-        assert!(
-            rx.try_recv().is_err(),
-            "written to stderr, not to the stopped sink"
-        );
+        assert_eq!(rx.try_recv().expect("written at once"), b"late\n");
     }
 }

@@ -67,7 +67,7 @@ where
 }
 
 /// Appends the event's line, newline included, to `line`.
-pub fn format_event(line: &mut Vec<u8>, event: &Event<'_>, now: SystemTime) {
+fn format_event(line: &mut Vec<u8>, event: &Event<'_>, now: SystemTime) {
     let metadata = event.metadata();
     line.extend_from_slice(b"{\"timestamp\":\"");
     write_timestamp(line, now);

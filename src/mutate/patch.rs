@@ -226,11 +226,11 @@ fn serialize_pairs<S: serde::Serializer>(
 /// Escapes one JSON Pointer reference token (RFC 6901): annotation keys contain `/`.
 pub fn escape_token(token: &str) -> String {
     let mut escaped = String::with_capacity(token.len() + 4);
-    for part in token.split_inclusive(['~', '/']) {
-        match part.as_bytes().last() {
-            Some(b'~') => escaped.extend([&part[..part.len() - 1], "~0"]),
-            Some(b'/') => escaped.extend([&part[..part.len() - 1], "~1"]),
-            _ => escaped.push_str(part),
+    for c in token.chars() {
+        match c {
+            '~' => escaped.push_str("~0"),
+            '/' => escaped.push_str("~1"),
+            c => escaped.push(c),
         }
     }
     escaped

@@ -415,9 +415,7 @@ pub struct Echo;
 impl azwi_webhook::review::ReviewHandler for Echo {
     fn refuse(
         &self,
-
         refusal: azwi_webhook::review::Refusal,
-
         message: &str,
     ) -> azwi_webhook::review::ReviewReply {
         azwi_webhook::admission::refusal_reply(refusal, message)
