@@ -98,6 +98,13 @@ fn stages(c: &mut Criterion) {
                 black_box(review.uid.len())
             })
         });
+        group.bench_function(BenchmarkId::from_parameter("decode_serde"), |b| {
+            b.iter(|| {
+                let review = wire::decode_with_serde(black_box(body)).expect("fixture decodes");
+                black_box(pod_of(&review));
+                black_box(review.uid.len())
+            })
+        });
         let review = decode(body);
         let pod = pod_of(&review);
         group.bench_function(BenchmarkId::from_parameter("plan"), |b| {
@@ -145,6 +152,9 @@ fn callgrind_loop(stage: &str, body: &[u8], iterations: usize) {
             }
             "decode" => {
                 black_box(decode(black_box(body)));
+            }
+            "decode_serde" => {
+                black_box(wire::decode_with_serde(black_box(body)).expect("fixture decodes"));
             }
             "plan" => {
                 let _ = black_box(mutate::plan(

@@ -66,12 +66,19 @@ const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
 /// Whether any of the eight bytes may be `"`, `\` or below 0x20. May say yes for a word that needs
 /// nothing (then the bytes are looked at one by one); never says no for one that does.
 fn may_need_escape(word: u64) -> bool {
+    special_bytes(word) != 0
+}
+
+/// The high bit of each byte of `word` (little-endian) that is `"`, `\` or below 0x20, and
+/// possibly of later bytes too: the lowest set bit is exact, so `trailing_zeros() / 8` is the
+/// offset of the first such byte. Borrows only run upwards, from a byte that matched.
+#[inline]
+pub(crate) fn special_bytes(word: u64) -> u64 {
     let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH_BITS;
     let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGH_BITS;
-    (below_space
+    below_space
         | has_zero(word ^ (ONES * u64::from(b'"')))
-        | has_zero(word ^ (ONES * u64::from(b'\\'))))
-        != 0
+        | has_zero(word ^ (ONES * u64::from(b'\\')))
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ pub mod cloud;
 pub mod config;
 pub mod heap;
 pub mod inject;
+pub mod json_scan;
 pub mod json_text;
 pub mod k8s;
 pub mod logging;

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use azwi_webhook::admission::wire::{decode, decode_with_serde};
 use azwi_webhook::admission::Admitter;
 use azwi_webhook::k8s::service_accounts::{LookupError, ServiceAccounts};
 use azwi_webhook::mutate::service_account::ServiceAccountMeta;
@@ -283,6 +284,35 @@ fn generated_reviews_keep_the_response_contract() {
             let mut runner = proptest::test_runner::TestRunner::new(config);
             let result = runner.run(&(body(), any::<bool>()), |(body, native)| {
                 admit_case(body, native)
+            });
+            if let Err(e) = result {
+                panic!("{e}");
+            }
+        })
+        .expect("runner thread")
+        .join()
+        .expect("no failing case");
+}
+
+/// The decoder's scanned pass reads every generated body (junk types and nulls in the fields it
+/// keeps, corruptions) exactly as serde alone reads it: it may decline a body, never differ.
+#[test]
+fn generated_reviews_decode_as_serde_reads_them() {
+    let config = ProptestConfig {
+        cases: 3000,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    std::thread::Builder::new()
+        .stack_size(64 << 20)
+        .spawn(move || {
+            let mut runner = proptest::test_runner::TestRunner::new(config);
+            let result = runner.run(&body(), |body| {
+                prop_assert_eq!(
+                    format!("{:?}", decode(&body)),
+                    format!("{:?}", decode_with_serde(&body))
+                );
+                Ok(())
             });
             if let Err(e) = result {
                 panic!("{e}");

@@ -9,6 +9,8 @@ use serde_json::value::RawValue;
 
 use crate::mutate::view::{PodView, Str};
 
+mod scan;
+
 pub const API_VERSION_V1: &str = "admission.k8s.io/v1";
 pub const API_VERSION_V1BETA1: &str = "admission.k8s.io/v1beta1";
 pub const KIND: &str = "AdmissionReview";
@@ -192,7 +194,30 @@ pub struct DecodeError {
     pub uid: String,
 }
 
+/// Decodes a review: in one pass by the scanner ([`crate::json_scan`]) when it can, else by serde,
+/// which names what is wrong with a bad body.
 pub fn decode(body: &[u8]) -> Result<Review<'_>, DecodeError> {
+    decode_by(body, |body| match scan::review(body) {
+        Some(wire) => Ok(wire),
+        None => serde_decode(body),
+    })
+}
+
+/// [`decode`] by serde alone: the reference reading, which [`decode`] must match on every body
+/// (the differential tests and fuzz target compare them), and the bench's baseline.
+pub fn decode_with_serde(body: &[u8]) -> Result<Review<'_>, DecodeError> {
+    decode_by(body, serde_decode)
+}
+
+/// Whether [`decode`] reads `body` in its single scanned pass, rather than handing it to serde.
+pub fn scanned(body: &[u8]) -> bool {
+    scan::review(body).is_some()
+}
+
+fn decode_by<'a>(
+    body: &'a [u8],
+    read: impl FnOnce(&'a [u8]) -> Result<ReviewWire<'a, RequestWire<'a>>, DecodeError>,
+) -> Result<Review<'a>, DecodeError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(DecodeError {
             message: "request body is empty: expected an AdmissionReview".into(),
@@ -200,11 +225,15 @@ pub fn decode(body: &[u8]) -> Result<Review<'_>, DecodeError> {
             uid: String::new(),
         });
     }
-    let wire: ReviewWire<'_, RequestWire<'_>> = match serde_json::from_slice(body) {
-        Ok(wire) => wire,
-        Err(_) => slow_decode(body)?,
-    };
-    check(wire)
+    check(read(body)?)
+}
+
+/// The review decoded by serde: the reference reading, for bodies the scanner declines.
+fn serde_decode(body: &[u8]) -> Result<ReviewWire<'_, RequestWire<'_>>, DecodeError> {
+    match serde_json::from_slice(body) {
+        Ok(wire) => Ok(wire),
+        Err(_) => slow_decode(body),
+    }
 }
 
 /// The two-pass decode: envelope with a raw object, then the pod. Only failed bodies come here,

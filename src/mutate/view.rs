@@ -8,6 +8,8 @@ use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+pub(crate) mod scan;
+
 use super::names::ANNOTATION_PREFIX;
 use super::ContainerGroup;
 
@@ -40,6 +42,28 @@ impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
             }
         }
         deserializer.deserialize_str(StrVisitor)
+    }
+}
+
+/// A JSON value kept as its text, borrowed from the request body, for the parts read only on
+/// demand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawJson<'a>(&'a str);
+
+impl<'a> RawJson<'a> {
+    /// Wraps text that is one JSON value.
+    pub(crate) fn new(text: &'a str) -> Self {
+        RawJson(text)
+    }
+
+    pub fn get(&self) -> &'a str {
+        self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RawJson<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <&'de RawValue>::deserialize(deserializer).map(|raw| RawJson(raw.get()))
     }
 }
 
@@ -166,7 +190,7 @@ pub struct ContainerView<'a> {
     /// Kept raw: only a pod that asks for the proxy sidecar has its ports compared, so only then
     /// are they parsed (see [`ContainerView::ports`]).
     #[serde(borrow, default)]
-    pub ports: Option<&'a RawValue>,
+    pub ports: Option<RawJson<'a>>,
     /// `Always` on an init container makes it a sidecar that keeps running beside the others.
     #[serde(borrow, default)]
     pub restart_policy: Option<Str<'a>>,
@@ -337,7 +361,7 @@ pub struct VolumeView<'a> {
     pub name: Str<'a>,
     /// Kept raw: only the webhook's own volume is ever compared, so only it gets parsed.
     #[serde(borrow, default)]
-    pub projected: Option<&'a RawValue>,
+    pub projected: Option<RawJson<'a>>,
 }
 
 impl<'a> PodView<'a> {
