@@ -38,12 +38,12 @@ struct Answer {
     body: Vec<u8>,
 }
 
-/// Facts about the request, for the log line.
+/// Facts about the request, for the log line: borrowed from the review or its pod.
 #[derive(Default)]
-struct Subject {
-    namespace: String,
-    pod: String,
-    service_account: String,
+struct Subject<'p> {
+    namespace: &'p str,
+    pod: &'p str,
+    service_account: &'p str,
 }
 
 impl Admitter {
@@ -108,11 +108,14 @@ impl Admitter {
         };
         // The lookup must give up early enough to leave time to answer before the API server does.
         let deadline = started + budget.unwrap_or(DEFAULT_BUDGET).mul_f32(0.8);
+        let mut unparsed_pod = None;
         let mut subject = Subject::default();
-        let answer = self.answer(&review, deadline, &mut subject).await;
+        let answer = self
+            .answer(&review, deadline, &mut unparsed_pod, &mut subject)
+            .await;
         let elapsed = started.elapsed();
         self.metrics
-            .record_admission(answer.outcome, &subject.namespace, elapsed);
+            .record_admission(answer.outcome, subject.namespace, elapsed);
         tracing::info!(
             uid = %review.uid,
             namespace = %subject.namespace,
@@ -129,11 +132,14 @@ impl Admitter {
         }
     }
 
-    async fn answer(
+    /// A pod the review carries unparsed is parsed into `unparsed_pod`, which the caller owns so
+    /// that `subject` can borrow from it until the log line is written.
+    async fn answer<'p, 'a>(
         &self,
-        review: &Review<'_>,
+        review: &'p Review<'a>,
         deadline: Instant,
-        subject: &mut Subject,
+        unparsed_pod: &'p mut Option<PodView<'a>>,
+        subject: &mut Subject<'p>,
     ) -> Answer {
         let version = review.version;
         let uid = review.uid.as_str();
@@ -148,14 +154,10 @@ impl Admitter {
                 body: response::allowed(version, uid, None, &[]),
             };
         }
-        let parsed;
-        let pod = match &request.object {
+        let pod: &'p PodView<'a> = match &request.object {
             Object::Pod(pod) => pod,
             Object::Raw(raw) => match PodView::from_json(raw.get()) {
-                Ok(pod) => {
-                    parsed = pod;
-                    &parsed
-                }
+                Ok(pod) => unparsed_pod.insert(pod),
                 Err(e) => return deny(Denial::invalid_pod(invalid_pod(&e))),
             },
             Object::Invalid(e) => return deny(Denial::invalid_pod(invalid_pod(e))),
@@ -175,13 +177,13 @@ impl Admitter {
             .filter(|n| !n.is_empty())
             .or_else(|| pod_namespace(pod))
             .unwrap_or_default();
-        subject.namespace = namespace.to_owned();
-        subject.pod = pod.display_name().to_owned();
+        subject.namespace = namespace;
+        subject.pod = pod.display_name();
         if namespace.is_empty() {
             return deny(Denial::invalid_pod("the pod has no namespace"));
         }
         let sa_name = pod.service_account_name();
-        subject.service_account = sa_name.to_owned();
+        subject.service_account = sa_name;
         let service_account = match self.lookup(namespace, sa_name, deadline).await {
             Ok(sa) => sa,
             Err(LookupError::NotFound { namespace, name }) => {

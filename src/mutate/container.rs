@@ -1,8 +1,10 @@
 //! Per-container changes: the Azure env vars and the token mount.
 
+use std::sync::Arc;
+
 use super::denial::Denial;
 use super::names::*;
-use super::patch::{EnvVar, PatchOp, PatchValue, VolumeMount};
+use super::patch::{EnvVar, PatchOp, PatchValue, Pointer, VolumeMount};
 use super::record::InjectedIdentity;
 use super::view::ContainerView;
 
@@ -10,13 +12,43 @@ use super::view::ContainerView;
 pub struct ContainerPlan<'p> {
     pub env: &'p [EnvVar],
     pub previous: Option<&'p InjectedIdentity>,
-    pub volume_name: &'p str,
+    pub volume_name: &'p Arc<str>,
 }
 
-/// `base` is the container's JSON Pointer, e.g. `/spec/containers/0`. True when the operations
-/// write the client or tenant ID (add, refresh or remove), which is what the record must remember.
+/// A container by where it is: its list's JSON Pointer and its index there.
+#[derive(Debug, Clone, Copy)]
+pub struct ContainerAt {
+    /// `/spec/containers` or `/spec/initContainers`.
+    pub list: &'static str,
+    pub index: usize,
+}
+
+impl ContainerAt {
+    /// `rest` inside the container, e.g. `/env/-`.
+    fn at(self, rest: &'static str) -> Pointer {
+        Pointer::Item {
+            list: self.list,
+            index: self.index,
+            rest,
+        }
+    }
+
+    /// `rest` inside element `item` of the container's list `field`, e.g. `/env`, 3, `/value`.
+    fn item(self, field: &'static str, item: usize, rest: &'static str) -> Pointer {
+        Pointer::Nested {
+            list: self.list,
+            index: self.index,
+            field,
+            item,
+            rest,
+        }
+    }
+}
+
+/// True when the operations write the client or tenant ID (add, refresh or remove), which is what
+/// the record must remember.
 pub fn container_ops(
-    base: &str,
+    base: ContainerAt,
     container: &ContainerView<'_>,
     plan: &ContainerPlan<'_>,
     ops: &mut Vec<PatchOp>,
@@ -35,16 +67,17 @@ fn is_identity(name: &str) -> bool {
 /// Replacements come first and removals run from the back, so every index stays valid. True when
 /// the client or tenant ID is written.
 fn env_ops(
-    base: &str,
+    base: ContainerAt,
     container: &ContainerView<'_>,
     plan: &ContainerPlan<'_>,
     ops: &mut Vec<PatchOp>,
 ) -> bool {
     let existing = container.env.as_ref();
+    let present = |name| existing.and_then(|env| env.first(name));
     let mut identity_written = false;
-    let mut missing = Vec::with_capacity(plan.env.len());
+    let mut any_missing = false;
     for wanted in plan.env {
-        match existing.and_then(|env| env.first(wanted.name)) {
+        match present(wanted.name) {
             Some((index, current)) => {
                 if current.value_from.is_none()
                     && was_injected(
@@ -52,18 +85,18 @@ fn env_ops(
                         wanted.name,
                         current.value.as_ref().map(|v| v.as_str()),
                     )
-                    && current.value.as_ref().map(|v| v.as_str()) != Some(wanted.value.as_str())
+                    && current.value.as_ref().map(|v| v.as_str()) != Some(&*wanted.value)
                 {
                     identity_written = true;
                     ops.push(PatchOp::replace(
-                        format!("{base}/env/{index}/value"),
-                        PatchValue::String(wanted.value.clone()),
+                        base.item("/env", index, "/value"),
+                        PatchValue::String(wanted.value.to_string()),
                     ));
                 }
             }
             None => {
                 identity_written |= is_identity(wanted.name);
-                missing.push(wanted.clone());
+                any_missing = true;
             }
         }
     }
@@ -83,21 +116,27 @@ fn env_ops(
         });
     if let Some(index) = stale_client_id {
         identity_written = true;
-        ops.push(PatchOp::remove(format!("{base}/env/{index}")));
+        ops.push(PatchOp::remove(base.item("/env", index, "")));
     }
-    if missing.is_empty() {
+    if !any_missing {
         return identity_written;
     }
+    // Looked up again rather than collected in the first pass: the adds must follow the
+    // replacements and the removal, and a list per container was an allocation per container.
+    let missing = plan
+        .env
+        .iter()
+        .filter(|wanted| present(wanted.name).is_none());
     if container.env.is_none() {
         ops.push(PatchOp::add(
-            format!("{base}/env"),
-            PatchValue::EnvVars(missing),
+            base.at("/env"),
+            PatchValue::EnvVars(missing.cloned().collect()),
         ));
     } else {
         for var in missing {
             ops.push(PatchOp::add(
-                format!("{base}/env/-"),
-                PatchValue::EnvVar(var),
+                base.at("/env/-"),
+                PatchValue::EnvVar(var.clone()),
             ));
         }
     }
@@ -119,19 +158,19 @@ fn was_injected(previous: Option<&InjectedIdentity>, name: &str, value: Option<&
 /// The mount is found by path first, so an earlier injection under another reserved name is reused
 /// rather than duplicated (W12); a user volume at the reserved path is refused with a clear message.
 fn mount_op(
-    base: &str,
+    base: ContainerAt,
     container: &ContainerView<'_>,
-    volume_name: &str,
+    volume_name: &Arc<str>,
     ops: &mut Vec<PatchOp>,
 ) -> Result<(), Denial> {
     let wanted = VolumeMount {
-        name: volume_name.to_owned(),
+        name: volume_name.clone(),
         mount_path: MOUNT_PATH,
         read_only: true,
     };
     let Some(mounts) = container.volume_mounts.as_deref() else {
         ops.push(PatchOp::add(
-            format!("{base}/volumeMounts"),
+            base.at("/volumeMounts"),
             PatchValue::VolumeMounts(vec![wanted]),
         ));
         return Ok(());
@@ -142,10 +181,10 @@ fn mount_op(
     {
         let mount = &mounts[index];
         let name = mount.name.as_str();
-        if name == volume_name && mount.read_only == Some(true) && mount.sub_path.is_none() {
+        if name == &**volume_name && mount.read_only == Some(true) && mount.sub_path.is_none() {
             return Ok(());
         }
-        if name != volume_name && !name.starts_with(VOLUME_NAME_PREFIX) {
+        if name != &**volume_name && !name.starts_with(VOLUME_NAME_PREFIX) {
             return Err(Denial::invalid_pod(format!(
                 "container {:?} mounts volume {name:?} at {MOUNT_PATH}, which is reserved for the workload \
                  identity token: mount it elsewhere or list the container in {SKIP_CONTAINERS_ANNOTATION}",
@@ -153,18 +192,21 @@ fn mount_op(
             )));
         }
         ops.push(PatchOp::replace(
-            format!("{base}/volumeMounts/{index}"),
+            base.item("/volumeMounts", index, ""),
             PatchValue::VolumeMount(wanted),
         ));
         return Ok(());
     }
-    match mounts.iter().position(|m| m.name.as_str() == volume_name) {
+    match mounts
+        .iter()
+        .position(|m| m.name.as_str() == &**volume_name)
+    {
         Some(index) => ops.push(PatchOp::replace(
-            format!("{base}/volumeMounts/{index}"),
+            base.item("/volumeMounts", index, ""),
             PatchValue::VolumeMount(wanted),
         )),
         None => ops.push(PatchOp::add(
-            format!("{base}/volumeMounts/-"),
+            base.at("/volumeMounts/-"),
             PatchValue::VolumeMount(wanted),
         )),
     }

@@ -15,11 +15,13 @@ pub mod settings;
 pub mod view;
 mod volume;
 
+use std::sync::Arc;
+
 use crate::mutate::settings::{ClusterCa, Settings};
 use service_account::ServiceAccountMeta;
 
 use client_ids::ClientIds;
-use container::{container_ops, ContainerPlan};
+use container::{container_ops, ContainerAt, ContainerPlan};
 use denial::Denial;
 use identity::Identity;
 use names::*;
@@ -87,6 +89,14 @@ impl ContainerGroup {
             ContainerGroup::App => "containers",
         }
     }
+
+    /// The list's JSON Pointer in a pod.
+    pub fn pointer(self) -> &'static str {
+        match self {
+            ContainerGroup::Init => "/spec/initContainers",
+            ContainerGroup::App => "/spec/containers",
+        }
+    }
 }
 
 /// A container by list and name.
@@ -120,12 +130,14 @@ pub fn plan(
     let proxy = proxy::requested(settings, runtime, pod, spec, &mut warnings)?;
     let identity = identity::resolve(settings, pod, sa, &mut warnings)?;
     let volume_name = volume::volume_name(pod);
+    // One copy for every mount and the volume.
+    let shared_volume_name: Arc<str> = Arc::from(volume_name.as_str());
     let env = desired_env(settings, &identity);
     let previous = InjectedIdentity::previous(pod);
     let container_plan = ContainerPlan {
         env: &env,
         previous: previous.as_ref(),
-        volume_name: &volume_name,
+        volume_name: &shared_volume_name,
     };
 
     let skip = skip_list(pod);
@@ -140,7 +152,7 @@ pub fn plan(
     warnings.extend(unknown_skipped(spec, &skip, proxy.as_ref()));
     ops.extend(volume::volume_op(
         pod,
-        &volume_name,
+        &shared_volume_name,
         volume::sources(&identity),
     ));
     // The record says which values this webhook put into the env: a pod whose values were all
@@ -148,8 +160,8 @@ pub fn plan(
     // no patch at all when nothing else is missing.
     if touched.identity_written {
         let injected = InjectedIdentity {
-            client_id: identity.client_id.clone(),
-            tenant_id: identity.tenant_id.clone(),
+            client_id: identity.client_id.as_str(),
+            tenant_id: identity.tenant_id.as_str(),
         };
         ops.extend(record::record_op(pod, &injected));
     }
@@ -207,8 +219,11 @@ fn touch_containers(
             if proxy.is_some_and(|p| p.owns(group, name)) {
                 continue;
             }
-            let base = format!("/spec/{}/{index}", group.field());
-            touched.identity_written |= container_ops(&base, container, plan, ops)?;
+            let at = ContainerAt {
+                list: group.pointer(),
+                index,
+            };
+            touched.identity_written |= container_ops(at, container, plan, ops)?;
             touched.containers.push(ContainerRef {
                 group,
                 name: name.to_owned(),
@@ -241,14 +256,15 @@ fn unknown_skipped(
         .collect()
 }
 
-/// Names, values and order as upstream; empty values are never injected.
+/// Names, values and order as upstream; empty values are never injected. Each value is shared by
+/// every container that gets it.
 fn desired_env(settings: &Settings, identity: &Identity<'_>) -> Vec<EnvVar> {
     let mut env = Vec::with_capacity(8);
     let mut push = |name: &'static str, value: &str| {
         if !value.is_empty() {
             env.push(EnvVar {
                 name,
-                value: value.to_owned(),
+                value: Arc::from(value),
             });
         }
     };

@@ -1,7 +1,10 @@
 //! RFC 6902 operations against the raw request object, with typed values so the patch is written in
 //! one pass without building a JSON tree.
 
-use serde::Serialize;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Serialize, Serializer};
 
 use crate::mutate::settings::ContainerResources;
 
@@ -9,7 +12,7 @@ use crate::mutate::settings::ContainerResources;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PatchOp {
     pub op: OpKind,
-    pub path: String,
+    pub path: Pointer,
     #[serde(skip_serializing_if = "PatchValue::is_none")]
     pub value: PatchValue,
 }
@@ -22,8 +25,64 @@ pub enum OpKind {
     Remove,
 }
 
+/// Where an operation applies: a JSON Pointer (RFC 6901) held as its parts and written out only
+/// with the patch, so that addressing a container's env var costs no allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pointer {
+    /// A location spelt out in full, e.g. `/spec/volumes/-`.
+    Fixed(&'static str),
+    /// `{list}/{index}{rest}`: an element of a list or a place inside one, e.g.
+    /// `/spec/volumes/2/projected/sources`.
+    Item {
+        list: &'static str,
+        index: usize,
+        rest: &'static str,
+    },
+    /// `{list}/{index}{field}/{item}{rest}`: an element of a list held by an element of a list,
+    /// e.g. `/spec/containers/0/env/3/value`.
+    Nested {
+        list: &'static str,
+        index: usize,
+        field: &'static str,
+        item: usize,
+        rest: &'static str,
+    },
+    /// `{object}/{key}`, the key escaped as a reference token when written: annotation keys
+    /// contain `/`.
+    Key {
+        object: &'static str,
+        key: &'static str,
+    },
+}
+
+impl fmt::Display for Pointer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Pointer::Fixed(text) => f.write_str(text),
+            Pointer::Item { list, index, rest } => write!(f, "{list}/{index}{rest}"),
+            Pointer::Nested {
+                list,
+                index,
+                field,
+                item,
+                rest,
+            } => write!(f, "{list}/{index}{field}/{item}{rest}"),
+            Pointer::Key { object, key } => {
+                write!(f, "{object}/")?;
+                escaped_token_pieces(key).try_for_each(|piece| f.write_str(piece))
+            }
+        }
+    }
+}
+
+impl Serialize for Pointer {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 impl PatchOp {
-    pub fn add(path: String, value: PatchValue) -> Self {
+    pub fn add(path: Pointer, value: PatchValue) -> Self {
         PatchOp {
             op: OpKind::Add,
             path,
@@ -31,7 +90,7 @@ impl PatchOp {
         }
     }
 
-    pub fn replace(path: String, value: PatchValue) -> Self {
+    pub fn replace(path: Pointer, value: PatchValue) -> Self {
         PatchOp {
             op: OpKind::Replace,
             path,
@@ -39,7 +98,7 @@ impl PatchOp {
         }
     }
 
-    pub fn remove(path: String) -> Self {
+    pub fn remove(path: Pointer) -> Self {
         PatchOp {
             op: OpKind::Remove,
             path,
@@ -76,23 +135,28 @@ impl PatchValue {
     }
 }
 
+/// `value` is shared: every container of a pod gets the same values.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EnvVar {
     pub name: &'static str,
-    pub value: String,
+    #[serde(serialize_with = "serialize_shared")]
+    pub value: Arc<str>,
 }
 
+/// `name` is shared: every container of a pod mounts the same volume.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeMount {
-    pub name: String,
+    #[serde(serialize_with = "serialize_shared")]
+    pub name: Arc<str>,
     pub mount_path: &'static str,
     pub read_only: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Volume {
-    pub name: String,
+    #[serde(serialize_with = "serialize_shared")]
+    pub name: Arc<str>,
     pub projected: Projected,
 }
 
@@ -223,17 +287,30 @@ fn serialize_pairs<S: serde::Serializer>(
     serializer.collect_map(pairs.iter().map(|(k, v)| (k, v)))
 }
 
+/// Writes shared text as the plain string it holds (serde's `rc` feature is not enabled).
+fn serialize_shared<S: Serializer>(text: &Arc<str>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(text)
+}
+
 /// Escapes one JSON Pointer reference token (RFC 6901): annotation keys contain `/`.
 pub fn escape_token(token: &str) -> String {
     let mut escaped = String::with_capacity(token.len() + 4);
-    for c in token.chars() {
-        match c {
-            '~' => escaped.push_str("~0"),
-            '/' => escaped.push_str("~1"),
-            c => escaped.push(c),
-        }
-    }
+    escaped.extend(escaped_token_pieces(token));
     escaped
+}
+
+/// `token` escaped as a reference token, in pieces: runs of plain text, `~0` for each `~` and `~1`
+/// for each `/`. Lets a pointer be escaped straight into its output.
+pub(super) fn escaped_token_pieces(token: &str) -> impl Iterator<Item = &str> {
+    token.split_inclusive(['~', '/']).flat_map(|piece| {
+        if let Some(plain) = piece.strip_suffix('~') {
+            [plain, "~0"]
+        } else if let Some(plain) = piece.strip_suffix('/') {
+            [plain, "~1"]
+        } else {
+            [piece, ""]
+        }
+    })
 }
 
 pub use super::patch_json::to_json;
@@ -250,12 +327,55 @@ mod tests {
             "azure.workload.identity~1x"
         );
         assert_eq!(escape_token("a~b/c"), "a~0b~1c");
+        assert_eq!(escape_token(""), "");
+        assert_eq!(escape_token("~~//"), "~0~0~1~1");
+        assert_eq!(escape_token("é/ü~"), "é~1ü~0");
+        assert_eq!(escape_token("/01"), "~101");
+    }
+
+    #[test]
+    fn writes_pointers_from_their_parts() {
+        let written = [
+            Pointer::Fixed("/spec/volumes/-"),
+            Pointer::Item {
+                list: "/spec/volumes",
+                index: 12,
+                rest: "/projected/sources",
+            },
+            Pointer::Item {
+                list: "/spec/containers",
+                index: 0,
+                rest: "",
+            },
+            Pointer::Nested {
+                list: "/spec/initContainers",
+                index: 3,
+                field: "/env",
+                item: 10,
+                rest: "/value",
+            },
+            Pointer::Key {
+                object: "/metadata/annotations",
+                key: "azure.workload.identity/injected~identity",
+            },
+        ]
+        .map(|pointer| pointer.to_string());
+        assert_eq!(
+            written,
+            [
+                "/spec/volumes/-",
+                "/spec/volumes/12/projected/sources",
+                "/spec/containers/0",
+                "/spec/initContainers/3/env/10/value",
+                "/metadata/annotations/azure.workload.identity~1injected~0identity",
+            ]
+        );
     }
 
     #[test]
     fn serialises_map_values_as_objects() {
         let op = PatchOp::add(
-            "/metadata/annotations".into(),
+            Pointer::Fixed("/metadata/annotations"),
             PatchValue::Map(vec![("k".into(), "v".into())]),
         );
         // The untagged Map variant holds pairs; they must not come out as an array of arrays.

@@ -1,6 +1,8 @@
 //! The optional proxy sidecar (`azwi-proxy`) and its iptables init container (`azwi-proxy-init`),
 //! injected when the pod asks for them with `inject-proxy-sidecar: "true"`.
 
+use std::sync::Arc;
+
 use crate::mutate::settings::{ContainerResources, Settings};
 
 use super::denial::Denial;
@@ -8,7 +10,7 @@ use super::identity::parse_int;
 use super::names::*;
 use super::patch::{
     Capabilities, Container, ContainerPort, EnvVar, ExecAction, Lifecycle, LifecycleHandler,
-    PatchOp, PatchValue, SecurityContext,
+    PatchOp, PatchValue, Pointer, SecurityContext,
 };
 use super::view::{ContainerView, PodView, SpecView};
 use super::{ContainerGroup, Runtime};
@@ -197,7 +199,7 @@ impl Proxy<'_> {
             args: Vec::new(),
             env: vec![EnvVar {
                 name: ENV_PROXY_PORT,
-                value: self.port.to_string(),
+                value: Arc::from(itoa::Buffer::new().format(self.port)),
             }],
             ports: Vec::new(),
             resources: configured(&self.settings.proxy.init_resources),
@@ -282,7 +284,7 @@ fn insert(
         let whole: Vec<Container> = first.into_iter().chain(last).collect();
         if !whole.is_empty() {
             ops.push(PatchOp::add(
-                format!("/spec/{}", group.field()),
+                Pointer::Fixed(group.pointer()),
                 PatchValue::Containers(whole),
             ));
         }
@@ -290,14 +292,26 @@ fn insert(
     }
     if let Some(container) = last {
         ops.push(PatchOp::add(
-            format!("/spec/{}/-", group.field()),
+            Pointer::Fixed(list_end(group)),
             PatchValue::Container(Box::new(container)),
         ));
     }
     if let Some(container) = first {
         ops.push(PatchOp::add(
-            format!("/spec/{}/0", group.field()),
+            Pointer::Item {
+                list: group.pointer(),
+                index: 0,
+                rest: "",
+            },
             PatchValue::Container(Box::new(container)),
         ));
+    }
+}
+
+/// The place past the last element of the list, where `add` appends.
+fn list_end(group: ContainerGroup) -> &'static str {
+    match group {
+        ContainerGroup::Init => "/spec/initContainers/-",
+        ContainerGroup::App => "/spec/containers/-",
     }
 }

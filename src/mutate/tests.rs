@@ -566,10 +566,8 @@ fn writes_annotation_keys_as_escaped_pointers() {
     let raw = input.to_string();
     let view = PodView::from_json(&raw).expect("decodes");
     let mutation = plan(&settings(), Runtime::default(), &view, &default_sa()).expect("admitted");
-    assert!(mutation
-        .ops
-        .iter()
-        .any(|op| op.path == "/metadata/annotations/azure.workload.identity~1injected-identity"));
+    assert!(mutation.ops.iter().any(|op| op.path.to_string()
+        == "/metadata/annotations/azure.workload.identity~1injected-identity"));
 }
 
 #[test]

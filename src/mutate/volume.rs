@@ -1,6 +1,8 @@
 //! The projected service-account token volume: its name, its sources, and the operation that makes
 //! `spec.volumes` hold it.
 
+use std::sync::Arc;
+
 use sha2::{Digest, Sha256};
 
 use crate::mutate::settings::ClusterCa;
@@ -8,8 +10,8 @@ use crate::mutate::settings::ClusterCa;
 use super::identity::Identity;
 use super::names::*;
 use super::patch::{
-    ClusterTrustBundleProjection, ConfigMapProjection, KeyToPath, PatchOp, PatchValue, Projected,
-    ProjectionSource, ServiceAccountTokenProjection, Volume,
+    ClusterTrustBundleProjection, ConfigMapProjection, KeyToPath, PatchOp, PatchValue, Pointer,
+    Projected, ProjectionSource, ServiceAccountTokenProjection, Volume,
 };
 use super::view::PodView;
 
@@ -92,27 +94,35 @@ pub fn projects_ca_file(identity: &Identity<'_>) -> bool {
 /// Appends the volume, or brings an existing one up to date by replacing only its sources, so that
 /// server-defaulted fields such as `defaultMode` survive and an up-to-date volume yields no operation
 /// (W13).
-pub fn volume_op(pod: &PodView<'_>, name: &str, sources: Vec<ProjectionSource>) -> Option<PatchOp> {
+pub fn volume_op(
+    pod: &PodView<'_>,
+    name: &Arc<str>,
+    sources: Vec<ProjectionSource>,
+) -> Option<PatchOp> {
     let volumes = pod.spec.as_ref().and_then(|s| s.volumes.as_ref());
     let Some(volumes) = volumes else {
         return Some(PatchOp::add(
-            "/spec/volumes".into(),
+            Pointer::Fixed("/spec/volumes"),
             PatchValue::Volumes(vec![new_volume(name, sources)]),
         ));
     };
     let Some((index, existing)) = volumes
         .iter()
         .enumerate()
-        .find(|(_, v)| v.name.as_str() == name)
+        .find(|(_, v)| v.name.as_str() == &**name)
     else {
         return Some(PatchOp::add(
-            "/spec/volumes/-".into(),
+            Pointer::Fixed("/spec/volumes/-"),
             PatchValue::Volume(new_volume(name, sources)),
         ));
     };
     let Some(projected) = existing.projected else {
         return Some(PatchOp::replace(
-            format!("/spec/volumes/{index}"),
+            Pointer::Item {
+                list: "/spec/volumes",
+                index,
+                rest: "",
+            },
             PatchValue::Volume(new_volume(name, sources)),
         ));
     };
@@ -120,14 +130,18 @@ pub fn volume_op(pod: &PodView<'_>, name: &str, sources: Vec<ProjectionSource>) 
         return None;
     }
     Some(PatchOp::replace(
-        format!("/spec/volumes/{index}/projected/sources"),
+        Pointer::Item {
+            list: "/spec/volumes",
+            index,
+            rest: "/projected/sources",
+        },
         PatchValue::Sources(sources),
     ))
 }
 
-fn new_volume(name: &str, sources: Vec<ProjectionSource>) -> Volume {
+fn new_volume(name: &Arc<str>, sources: Vec<ProjectionSource>) -> Volume {
     Volume {
-        name: name.to_owned(),
+        name: name.clone(),
         projected: Projected { sources },
     }
 }
