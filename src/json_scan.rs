@@ -13,7 +13,7 @@
 //! Skipped strings are not checked for UTF-8, as serde_json does not check the strings it ignores;
 //! keys and returned strings are.
 
-use crate::json_text::special_bytes;
+use crate::json_text::masks16;
 
 /// Deepest nesting [`Scanner::skip_value`] follows: one bit per level records object or array.
 pub const MAX_SKIP_DEPTH: u32 = 128;
@@ -277,34 +277,33 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// Moves past the closing quote of a string whose opening quote is consumed, eight bytes at a
-    /// time, noting on the way whether it held escapes or bytes outside ASCII.
+    /// Moves past the closing quote of a string whose opening quote is consumed, sixteen bytes at
+    /// a time, noting on the way whether it held escapes or bytes outside ASCII.
     #[inline]
     fn string_body(&mut self) -> Option<StringBody> {
         let bytes = self.bytes;
         let mut at = self.at;
         let mut escaped = false;
-        // The bytes passed, OR-ed: a high bit set means a byte outside ASCII.
-        let mut passed = 0u64;
+        // A bit set for each byte passed outside ASCII (at some offset: only zero matters).
+        let mut non_ascii = 0u32;
         loop {
-            while let Some(chunk) = bytes.get(at..).and_then(<[u8]>::first_chunk::<8>) {
-                let word = u64::from_le_bytes(*chunk);
-                let special = special_bytes(word);
-                if special != 0 {
-                    let offset = special.trailing_zeros() / 8;
-                    passed |= word & ((1u64 << (offset * 8)) - 1);
+            while let Some(chunk) = bytes.get(at..).and_then(<[u8]>::first_chunk::<16>) {
+                let masks = masks16(chunk);
+                if masks.special != 0 {
+                    let offset = masks.special.trailing_zeros();
+                    non_ascii |= masks.non_ascii & ((1 << offset) - 1);
                     at += offset as usize;
                     break;
                 }
-                passed |= word;
-                at += 8;
+                non_ascii |= masks.non_ascii;
+                at += 16;
             }
             match *bytes.get(at)? {
                 b'"' => {
                     self.at = at + 1;
                     return Some(StringBody {
                         escaped,
-                        ascii: passed & 0x8080_8080_8080_8080 == 0,
+                        ascii: non_ascii == 0,
                     });
                 }
                 b'\\' => {
@@ -313,7 +312,7 @@ impl<'a> Scanner<'a> {
                 }
                 0x00..=0x1f => return None,
                 byte => {
-                    passed |= u64::from(byte);
+                    non_ascii |= u32::from(byte >= 0x80);
                     at += 1;
                 }
             }

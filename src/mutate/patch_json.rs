@@ -83,6 +83,13 @@ fn push_plain(out: &mut Vec<u8>, text: &'static str) {
     out.extend_from_slice(text.as_bytes());
 }
 
+/// A quoted `&'static str`: the names and paths the webhook spells itself need no escape either.
+fn push_plain_str(out: &mut Vec<u8>, text: &'static str) {
+    out.push(b'"');
+    push_plain(out, text);
+    out.push(b'"');
+}
+
 /// `/{index}`.
 fn push_index(out: &mut Vec<u8>, index: usize) {
     out.push(b'/');
@@ -143,7 +150,7 @@ fn write_array<T>(
 
 fn write_env_var(out: &mut Vec<u8>, var: &EnvVar) {
     out.extend_from_slice(b"{\"name\":");
-    push_str(out, var.name);
+    push_plain_str(out, var.name);
     out.extend_from_slice(b",\"value\":");
     push_str(out, &var.value);
     out.push(b'}');
@@ -153,7 +160,7 @@ fn write_mount(out: &mut Vec<u8>, mount: &VolumeMount) {
     out.extend_from_slice(b"{\"name\":");
     push_str(out, &mount.name);
     out.extend_from_slice(b",\"mountPath\":");
-    push_str(out, mount.mount_path);
+    push_plain_str(out, mount.mount_path);
     out.extend_from_slice(if mount.read_only {
         b",\"readOnly\":true}"
     } else {
