@@ -271,21 +271,31 @@ fn generated_reviews_keep_the_response_contract() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3000);
+    run_cases(cases, (body(), any::<bool>()), |(body, native)| {
+        admit_case(body, native)
+    });
+}
+
+/// Runs `test` on `cases` generated values. The strategy tree is deep: generating from it in a
+/// debug build needs more than the 2 MiB of a test thread, so the runner gets 64 MiB (the
+/// admission itself runs on 2 MiB, above).
+fn run_cases<S>(
+    cases: u32,
+    strategy: S,
+    test: impl Fn(S::Value) -> Result<(), TestCaseError> + Send + 'static,
+) where
+    S: Strategy + Send + 'static,
+{
     let config = ProptestConfig {
         cases,
         failure_persistence: None,
         ..ProptestConfig::default()
     };
-    // The strategy tree is deep: generating from it in a debug build needs more than the 2 MiB of
-    // a test thread (the admission itself runs on 2 MiB, above).
     std::thread::Builder::new()
         .stack_size(64 << 20)
         .spawn(move || {
             let mut runner = proptest::test_runner::TestRunner::new(config);
-            let result = runner.run(&(body(), any::<bool>()), |(body, native)| {
-                admit_case(body, native)
-            });
-            if let Err(e) = result {
+            if let Err(e) = runner.run(&strategy, test) {
                 panic!("{e}");
             }
         })
@@ -298,27 +308,11 @@ fn generated_reviews_keep_the_response_contract() {
 /// keeps, corruptions) exactly as serde alone reads it: it may decline a body, never differ.
 #[test]
 fn generated_reviews_decode_as_serde_reads_them() {
-    let config = ProptestConfig {
-        cases: 3000,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    };
-    std::thread::Builder::new()
-        .stack_size(64 << 20)
-        .spawn(move || {
-            let mut runner = proptest::test_runner::TestRunner::new(config);
-            let result = runner.run(&body(), |body| {
-                prop_assert_eq!(
-                    format!("{:?}", decode(&body)),
-                    format!("{:?}", decode_with_serde(&body))
-                );
-                Ok(())
-            });
-            if let Err(e) = result {
-                panic!("{e}");
-            }
-        })
-        .expect("runner thread")
-        .join()
-        .expect("no failing case");
+    run_cases(3000, body(), |body| {
+        prop_assert_eq!(
+            format!("{:?}", decode(&body)),
+            format!("{:?}", decode_with_serde(&body))
+        );
+        Ok(())
+    });
 }

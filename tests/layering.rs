@@ -27,7 +27,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("logging", &["config", "json_text"]),
     ("k8s", &["mutate", "heap"]),
     ("metrics", &["build_info", "mutate", "k8s"]),
-    ("admission", &["json_scan", "mutate", "k8s", "metrics", "review"]),
+    (
+        "admission",
+        &["json_scan", "mutate", "k8s", "metrics", "review"],
+    ),
     ("server", &["review", "tls"]),
     ("certs", &["config", "k8s", "tls"]),
     ("inject", &["mutate", "k8s", "config"]),
