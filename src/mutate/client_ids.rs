@@ -91,7 +91,7 @@ fn container_client_ids(
 }
 
 fn literal<'e>(entry: &'e EnvVarView<'_>) -> &'e str {
-    entry.value.as_ref().map(|v| v.as_str()).unwrap_or_default()
+    entry.value().unwrap_or_default()
 }
 
 /// Same test as the mutation's: the value is the client ID this webhook recorded injecting.

@@ -79,13 +79,10 @@ fn env_ops(
     for wanted in plan.env {
         match present(wanted.name) {
             Some((index, current)) => {
+                let value = current.value();
                 if current.value_from.is_none()
-                    && was_injected(
-                        plan.previous,
-                        wanted.name,
-                        current.value.as_ref().map(|v| v.as_str()),
-                    )
-                    && current.value.as_ref().map(|v| v.as_str()) != Some(&*wanted.value)
+                    && was_injected(plan.previous, wanted.name, value)
+                    && value != Some(&*wanted.value)
                 {
                     identity_written = true;
                     ops.push(PatchOp::replace(
@@ -105,12 +102,8 @@ fn env_ops(
         .filter(|_| !plan.env.iter().any(|e| e.name == ENV_CLIENT_ID))
         .and_then(|_| {
             existing?.named(ENV_CLIENT_ID).find_map(|(index, e)| {
-                let injected = e.value_from.is_none()
-                    && was_injected(
-                        plan.previous,
-                        ENV_CLIENT_ID,
-                        e.value.as_ref().map(|v| v.as_str()),
-                    );
+                let injected =
+                    e.value_from.is_none() && was_injected(plan.previous, ENV_CLIENT_ID, e.value());
                 injected.then_some(index)
             })
         });

@@ -57,21 +57,11 @@ pub enum Pointer {
 
 impl fmt::Display for Pointer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            Pointer::Fixed(text) => f.write_str(text),
-            Pointer::Item { list, index, rest } => write!(f, "{list}/{index}{rest}"),
-            Pointer::Nested {
-                list,
-                index,
-                field,
-                item,
-                rest,
-            } => write!(f, "{list}/{index}{field}/{item}{rest}"),
-            Pointer::Key { object, key } => {
-                write!(f, "{object}/")?;
-                escaped_token_pieces(key).try_for_each(|piece| f.write_str(piece))
-            }
-        }
+        let mut text = Vec::new();
+        write_pointer_text(&mut text, self, |out, piece| {
+            out.extend_from_slice(piece.as_bytes())
+        });
+        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -314,6 +304,7 @@ pub(super) fn escaped_token_pieces(token: &str) -> impl Iterator<Item = &str> {
 }
 
 pub use super::patch_json::to_json;
+use super::patch_json::write_pointer_text;
 
 #[cfg(test)]
 mod tests {

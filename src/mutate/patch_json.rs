@@ -38,9 +38,20 @@ fn write_op(out: &mut Vec<u8>, op: &PatchOp) -> serde_json::Result<()> {
     Ok(())
 }
 
-/// The same text as the pointer's `Display`, as a JSON string.
+/// The pointer as a JSON string.
 fn write_pointer(out: &mut Vec<u8>, pointer: &Pointer) {
     out.push(b'"');
+    write_pointer_text(out, pointer, push_escaped);
+    out.push(b'"');
+}
+
+/// The pointer's text, its escaped key pieces written by `push_token` (JSON-escaped in the patch,
+/// copied as they are by the pointer's `Display`): the one place that spells a pointer out.
+pub(super) fn write_pointer_text(
+    out: &mut Vec<u8>,
+    pointer: &Pointer,
+    push_token: fn(&mut Vec<u8>, &str),
+) {
     match *pointer {
         Pointer::Fixed(text) => push_plain(out, text),
         Pointer::Item { list, index, rest } => {
@@ -65,11 +76,10 @@ fn write_pointer(out: &mut Vec<u8>, pointer: &Pointer) {
             push_plain(out, object);
             out.push(b'/');
             for piece in escaped_token_pieces(key) {
-                push_escaped(out, piece);
+                push_token(out, piece);
             }
         }
     }
-    out.push(b'"');
 }
 
 /// A pointer's fixed parts are field names this webhook spells itself, which need no JSON escape:

@@ -306,6 +306,13 @@ pub struct EnvVarView<'a> {
     pub value_from: Option<IgnoredAny>,
 }
 
+impl EnvVarView<'_> {
+    /// The literal `value`, if the entry has one.
+    pub fn value(&self) -> Option<&str> {
+        self.value.as_ref().map(Str::as_str)
+    }
+}
+
 impl<'de: 'a, 'a> Deserialize<'de> for EnvVarView<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct EntryVisitor;
