@@ -16,16 +16,19 @@
 #   - upstream: any other webhook, started by UPSTREAM_CMD (see below).
 #
 # Then ROUNDS paired rounds: each round runs every server once at ROUND_LEVEL (clients x streams),
-# in a rotated order, and reads each server's CPU time (user + system, all threads, /proc) around the
-# run. Reported per server: median CPU µs per request, median req/s, p99 at half of its own maximum
-# rate, RSS idle / after / peak; and per round the webhook's own work = (live - noop) / (parse - noop)
-# in units of one parse, with its median. LEVELS adds a sweep over concurrency levels.
+# in a rotated order, and reads each server's CPU time (all threads, the scheduler's run time in ns
+# from schedstat) around the run. The same binary's CPU per request wanders by about 20 % from one
+# run to the next on a shared VM, so many short rounds beat a few long ones. Reported per server:
+# median CPU µs per request, median req/s, p99 at half of its own maximum rate, RSS idle / after /
+# peak; and per round the webhook's own work = (live - noop) / (parse - noop) in units of one parse,
+# with its median and quartiles. LEVELS adds a sweep over concurrency levels.
 #
 # Usage, from the repository root:  benches/load.sh
-# Knobs (environment): SERVERS="live noop parse", ROUNDS=5, ROUND_LEVEL=4x16, REQUESTS=50000 per
-# run, WARMUP=2000, SAS=10000, LEVELS="" (e.g. "1x1 2x4 4x8 8x16"), LOG_LEVEL=info (for live, cache
-# and base), OUT=<dir for logs and results>, CARGO_TARGET_DIR, BIN=<a prebuilt loadtest_server,
-# skips the build>, BASE_BIN=<the loadtest_server for `base`>, UPSTREAM_CMD=<command for
+# Knobs (environment): SERVERS="live noop parse", ROUNDS=15, ROUND_LEVEL=4x16, REQUESTS=20000 per
+# run, WARMUP=1000, SAS=10000, LEVELS="" (e.g. "1x1 2x4 4x8 8x16"), LOG_LEVEL=info (for live, cache
+# and base), SERVER_CPUS and CLIENT_CPUS (taskset CPU lists; unset, nothing is pinned), OUT=<dir for
+# logs and results>, CARGO_TARGET_DIR, BIN=<a prebuilt loadtest_server, skips the build>,
+# BASE_BIN=<the loadtest_server for `base`>, UPSTREAM_CMD=<command for
 # `upstream`, run with OUT, PORT, HEALTH_PORT and METRICS_PORT in its environment; it must serve
 # TLS on PORT with $OUT/certs, read service accounts from the API server in $OUT/apiserver.url
 # (CA $OUT/apiserver-ca.pem), answer GET $UPSTREAM_READY_PATH (default /readyz) on HEALTH_PORT
@@ -34,17 +37,23 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 SERVERS=${SERVERS:-"live noop parse"}
-ROUNDS=${ROUNDS:-5}
+ROUNDS=${ROUNDS:-15}
 ROUND_LEVEL=${ROUND_LEVEL:-4x16}
 LEVELS=${LEVELS:-}
-REQUESTS=${REQUESTS:-50000}
-WARMUP=${WARMUP:-2000}
+REQUESTS=${REQUESTS:-20000}
+WARMUP=${WARMUP:-1000}
 SAS=${SAS:-10000}
 LOG_LEVEL=${LOG_LEVEL:-info}
 UPSTREAM_READY_PATH=${UPSTREAM_READY_PATH:-/readyz}
 OUT=${OUT:-$(mktemp -d -t azwi-load.XXXXXX)}
 TARGET=${CARGO_TARGET_DIR:-target}
 mkdir -p "$OUT"
+# Optional CPU pinning (taskset lists, e.g. SERVER_CPUS=1 CLIENT_CPUS=0): the servers and h2load
+# then never share a core, so a server's CPU time does not depend on where the scheduler put them.
+pin_server=(env)
+pin_client=(env)
+[ -n "${SERVER_CPUS:-}" ] && pin_server=(taskset -c "$SERVER_CPUS")
+[ -n "${CLIENT_CPUS:-}" ] && pin_client=(taskset -c "$CLIENT_CPUS")
 
 if ! command -v h2load >/dev/null; then
     echo "h2load missing: installing nghttp2-client" >&2
@@ -99,14 +108,14 @@ for server in $SERVERS; do
     common=(--cert-dir "$OUT/certs" --addr "127.0.0.1:${PORT[$server]}"
         --health-addr "127.0.0.1:${HEALTH[$server]}" --metrics-addr "127.0.0.1:${METRICS[$server]}")
     case $server in
-    live) "$BIN" webhook "${common[@]}" --apiserver "$OUT" --log-level "$LOG_LEVEL" 2>"$OUT/live.log" & ;;
-    base) "$BASE_BIN" webhook "${common[@]}" --apiserver "$OUT" --log-level "$LOG_LEVEL" 2>"$OUT/base.log" & ;;
-    cache) "$BIN" webhook-in-memory "${common[@]}" --service-accounts "$SAS" --log-level "$LOG_LEVEL" \
+    live) "${pin_server[@]}" "$BIN" webhook "${common[@]}" --apiserver "$OUT" --log-level "$LOG_LEVEL" 2>"$OUT/live.log" & ;;
+    base) "${pin_server[@]}" "$BASE_BIN" webhook "${common[@]}" --apiserver "$OUT" --log-level "$LOG_LEVEL" 2>"$OUT/base.log" & ;;
+    cache) "${pin_server[@]}" "$BIN" webhook-in-memory "${common[@]}" --service-accounts "$SAS" --log-level "$LOG_LEVEL" \
         2>"$OUT/cache.log" & ;;
-    noop) "$BIN" noop "${common[@]}" 2>"$OUT/noop.log" & ;;
-    parse) "$BIN" parse "${common[@]}" 2>"$OUT/parse.log" & ;;
+    noop) "${pin_server[@]}" "$BIN" noop "${common[@]}" 2>"$OUT/noop.log" & ;;
+    parse) "${pin_server[@]}" "$BIN" parse "${common[@]}" 2>"$OUT/parse.log" & ;;
     upstream) OUT="$OUT" PORT=${PORT[upstream]} HEALTH_PORT=${HEALTH[upstream]} METRICS_PORT=${METRICS[upstream]} \
-        bash -c "exec $UPSTREAM_CMD" >"$OUT/upstream.log" 2>&1 & ;;
+        "${pin_server[@]}" bash -c "exec $UPSTREAM_CMD" >"$OUT/upstream.log" 2>&1 & ;;
     *) echo "unknown server $server" >&2; exit 1 ;;
     esac
     PID[$server]=$!
@@ -133,7 +142,7 @@ done
 run_h2load() { # server clients streams requests logname [extra args]
     local server=$1 c=$2 m=$3 n=$4 log="$OUT/$5"
     shift 5
-    h2load -t 1 -c "$c" -m "$m" -n "$n" -d "$OUT/review.json" \
+    "${pin_client[@]}" h2load -t 1 -c "$c" -m "$m" -n "$n" -d "$OUT/review.json" \
         -H 'content-type: application/json' --log-file="$log.tsv" "$@" "$(url "$server")" >"$log.out" 2>&1
     local rps errors
     rps=$(awk '/^finished in/ {gsub(",", "", $4); print $4}' "$log.out")
@@ -146,10 +155,13 @@ run_h2load() { # server clients streams requests logname [extra args]
         END { printf "%s %d %d %d %d\n", rps, d[int(NR*0.50)], d[int(NR*0.99)], d[int(NR*0.999)], err }'
 }
 
-cpu_ticks() { # pid -> user+system clock ticks of the whole process (all threads)
-    awk '{print $14 + $15}' "/proc/$1/stat"
-}
-TICK_US=$((1000000 / $(getconf CLK_TCK)))
+# A process's CPU time in ns: the sum of its threads' run time from the scheduler (schedstat),
+# exact where /proc/PID/stat counts in ticks of 10 ms; the tick count when schedstat is missing.
+if [ -r /proc/self/schedstat ]; then
+    cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ ns += $1 } END { printf "%.0f", ns }'; }
+else
+    cpu_ns() { awk -v ns="$((1000000000 / $(getconf CLK_TCK)))" '{ printf "%.0f", ($14 + $15) * ns }' "/proc/$1/stat"; }
+fi
 
 rss() { # pid -> "VmRSS_KiB VmHWM_KiB"
     awk '/^VmRSS/ {r=$2} /^VmHWM/ {h=$2} END {print r, h}' "/proc/$1/status"
@@ -160,11 +172,11 @@ timed_run() { # server tsv round clients streams
     local server=$1 tsv=$2 round=$3 c=$4 m=$5
     run_h2load "$server" "$c" "$m" "$WARMUP" "warmup-$server-$round-${c}x$m" >/dev/null
     local before rps p50 p99 p999 errors cpu
-    before=$(cpu_ticks "${PID[$server]}")
+    before=$(cpu_ns "${PID[$server]}")
     read -r rps p50 p99 p999 errors < <(run_h2load "$server" "$c" "$m" "$REQUESTS" "$server-$round-${c}x$m")
     # The server's own CPU per request: unlike req/s, not capped by h2load sharing the cores.
-    cpu=$(awk -v t="$(($(cpu_ticks "${PID[$server]}") - before))" -v us="$TICK_US" -v n="$REQUESTS" \
-        'BEGIN { printf "%.1f", t * us / n }')
+    cpu=$(awk -v t="$(($(cpu_ns "${PID[$server]}") - before))" -v n="$REQUESTS" \
+        'BEGIN { printf "%.2f", t / 1000 / n }')
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
         "$round" "$server" "$c" "$m" "$rps" "$p50" "$p99" "$p999" "$cpu" "$errors" >>"$tsv"
 }
@@ -235,7 +247,8 @@ if all(s in cpu for s in ("live", "noop", "parse")):
         own.append(o / p if p > 0 else float("inf"))
     print(f"Webhook's own work (live - noop): {med(cpu['live'][r] - cpu['noop'][r] for r in cpu['live']):.1f} µs; "
           f"one parse (parse - noop): {med(parse):.1f} µs; own work in parses, per round: "
-          f"{' '.join(f'{x:.2f}' for x in own)}; **median {med(own):.2f}×**")
+          f"{' '.join(f'{x:.2f}' for x in own)}; **median {med(own):.2f}×** "
+          f"(quartiles {' – '.join(f'{q:.2f}' for q in statistics.quantiles(own, n=4)[::2])})")
 sweep = [l.rstrip("\n").split("\t") for l in open(sweep_tsv) if l.strip()]
 if sweep:
     print()
