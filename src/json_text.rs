@@ -20,14 +20,21 @@ pub fn push_escaped(out: &mut Vec<u8>, value: &str) {
     let mut plain_from = 0;
     let mut at = 0;
     while at < bytes.len() {
-        if let Some(chunk) = bytes.get(at..).and_then(<[u8]>::first_chunk::<16>) {
-            let special = masks16(chunk).special;
-            if special == 0 {
-                at += 16;
-                continue;
+        let special = match bytes.get(at..).and_then(<[u8]>::first_chunk::<16>) {
+            Some(chunk) => masks16(chunk).special,
+            // The last few bytes, padded with spaces (which need no escape): most strings written
+            // are shorter than sixteen bytes, and one compare beats a loop over each byte.
+            None => {
+                let mut padded = [b' '; 16];
+                padded[..bytes.len() - at].copy_from_slice(&bytes[at..]);
+                masks16(&padded).special
             }
-            at += special.trailing_zeros() as usize;
+        };
+        if special == 0 {
+            at += 16;
+            continue;
         }
+        at += special.trailing_zeros() as usize;
         let byte = bytes[at];
         let escape: &[u8] = match byte {
             b'"' => b"\\\"",
@@ -170,6 +177,21 @@ mod tests {
                     serde_json::to_string(&value).expect("a string serialises"),
                     "{value:?}"
                 );
+            }
+        }
+        // Short strings (the padded tail) with two escapes, at every pair of positions.
+        for len in 1..18 {
+            for first in 0..len {
+                for second in first..len {
+                    let mut value = vec!['x'; len];
+                    value[first] = '"';
+                    value[second] = '\u{1}';
+                    let value: String = value.into_iter().collect();
+                    assert_eq!(
+                        quoted(&value),
+                        serde_json::to_string(&value).expect("serialises")
+                    );
+                }
             }
         }
         for byte in 0u8..0x80 {

@@ -20,10 +20,71 @@ pub fn to_json(ops: &[PatchOp]) -> Vec<u8> {
 }
 
 fn write_ops(out: &mut Vec<u8>, ops: &[PatchOp]) -> serde_json::Result<()> {
-    write_array(out, ops, write_op)
+    let mut written = Written::default();
+    write_array(out, ops, |out, op| write_op(out, op, &mut written))
 }
 
-fn write_op(out: &mut Vec<u8>, op: &PatchOp) -> serde_json::Result<()> {
+/// The env vars and mounts already written, by the identity of their parts: every container of a
+/// pod gets the same ones (shared `Arc`s and static names), so each is escaped once and copied
+/// after that.
+#[derive(Default)]
+struct Written {
+    entries: [Option<WrittenEntry>; 8],
+    next: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Identity {
+    EnvVar { name: *const u8, name_len: usize, value: *const u8 },
+    Mount { name: *const u8, path: *const u8, path_len: usize, read_only: bool },
+}
+
+#[derive(Clone, Copy)]
+struct WrittenEntry {
+    identity: Identity,
+    start: usize,
+    end: usize,
+}
+
+impl Written {
+    /// Copies the text written for `identity` before, or writes it with `write` and remembers it.
+    fn write(&mut self, out: &mut Vec<u8>, identity: Identity, write: impl FnOnce(&mut Vec<u8>)) {
+        if let Some(entry) = self.entries.iter().flatten().find(|e| e.identity == identity) {
+            out.extend_from_within(entry.start..entry.end);
+            return;
+        }
+        let start = out.len();
+        write(out);
+        // The oldest entry makes room: a pod with more distinct values only copies less.
+        self.entries[self.next] = Some(WrittenEntry {
+            identity,
+            start,
+            end: out.len(),
+        });
+        self.next = (self.next + 1) % self.entries.len();
+    }
+
+    fn env_var(&mut self, out: &mut Vec<u8>, var: &EnvVar) {
+        let identity = Identity::EnvVar {
+            name: var.name.as_ptr(),
+            name_len: var.name.len(),
+            value: std::sync::Arc::as_ptr(&var.value).cast::<u8>(),
+        };
+        self.write(out, identity, |out| write_env_var(out, var));
+    }
+
+    fn mount(&mut self, out: &mut Vec<u8>, mount: &VolumeMount) {
+        let identity = Identity::Mount {
+            name: std::sync::Arc::as_ptr(&mount.name).cast::<u8>(),
+            path: mount.mount_path.as_ptr(),
+            path_len: mount.mount_path.len(),
+            read_only: mount.read_only,
+        };
+        self.write(out, identity, |out| write_mount(out, mount));
+    }
+}
+
+fn write_op(out: &mut Vec<u8>, op: &PatchOp, written: &mut Written) -> serde_json::Result<()> {
     out.extend_from_slice(match op.op {
         OpKind::Add => b"{\"op\":\"add\",\"path\":",
         OpKind::Replace => b"{\"op\":\"replace\",\"path\":",
@@ -32,7 +93,7 @@ fn write_op(out: &mut Vec<u8>, op: &PatchOp) -> serde_json::Result<()> {
     write_pointer(out, &op.path);
     if !matches!(op.value, PatchValue::None) {
         out.extend_from_slice(b",\"value\":");
-        write_value(out, &op.value)?;
+        write_value(out, &op.value, written)?;
     }
     out.push(b'}');
     Ok(())
@@ -106,18 +167,22 @@ fn push_index(out: &mut Vec<u8>, index: usize) {
     out.extend_from_slice(itoa::Buffer::new().format(index).as_bytes());
 }
 
-fn write_value(out: &mut Vec<u8>, value: &PatchValue) -> serde_json::Result<()> {
+fn write_value(
+    out: &mut Vec<u8>,
+    value: &PatchValue,
+    written: &mut Written,
+) -> serde_json::Result<()> {
     match value {
         PatchValue::None => out.extend_from_slice(b"null"),
         PatchValue::String(text) => push_str(out, text),
-        PatchValue::EnvVar(var) => write_env_var(out, var),
+        PatchValue::EnvVar(var) => written.env_var(out, var),
         PatchValue::EnvVars(vars) => write_array(out, vars, |out, var| {
-            write_env_var(out, var);
+            written.env_var(out, var);
             Ok(())
         })?,
-        PatchValue::VolumeMount(mount) => write_mount(out, mount),
+        PatchValue::VolumeMount(mount) => written.mount(out, mount),
         PatchValue::VolumeMounts(mounts) => write_array(out, mounts, |out, mount| {
-            write_mount(out, mount);
+            written.mount(out, mount);
             Ok(())
         })?,
         PatchValue::Volume(volume) => write_volume(out, volume)?,
@@ -388,6 +453,48 @@ mod tests {
                 }),
             ),
         ]
+    }
+
+    /// Shared env vars and mounts are copied from their first writing: more distinct ones than
+    /// the memo holds, interleaved, and one mount name shared by read-only and writable mounts.
+    #[test]
+    fn values_written_once_and_copied_read_the_same_as_serialised() {
+        const NAMES: [&str; 4] = ["AZURE_A", "AZURE_B", "AZURE_C", "AZURE_CLIENT_ID"];
+        let vars: Vec<EnvVar> = (0..11)
+            .map(|i| EnvVar {
+                name: NAMES[i % NAMES.len()],
+                value: format!("{TRICKY}{}", i % 3).into(),
+            })
+            .collect();
+        let name: std::sync::Arc<str> = TRICKY.into();
+        let mount = |read_only| VolumeMount {
+            name: name.clone(),
+            mount_path: "/var/run/secrets/azure/tokens",
+            read_only,
+        };
+        let mut ops = Vec::new();
+        for round in 0..3 {
+            for (i, var) in vars.iter().enumerate() {
+                let path = Pointer::Item {
+                    list: "/spec/containers",
+                    index: i,
+                    rest: "/env/-",
+                };
+                ops.push(PatchOp::add(path, PatchValue::EnvVar(var.clone())));
+                if (i + round) % 4 == 0 {
+                    let path = Pointer::Fixed("/spec/containers/0/volumeMounts/-");
+                    ops.push(PatchOp::add(path, PatchValue::VolumeMount(mount(i % 2 == 0))));
+                }
+            }
+            ops.push(PatchOp::add(
+                Pointer::Fixed("/spec/initContainers/0/env"),
+                PatchValue::EnvVars(vars.iter().rev().cloned().collect()),
+            ));
+        }
+        assert_eq!(
+            String::from_utf8(to_json(&ops)).expect("UTF-8"),
+            serde_json::to_string(&ops).expect("serialises")
+        );
     }
 
     #[test]
