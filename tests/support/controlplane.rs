@@ -433,7 +433,8 @@ pub struct E2eWebhook {
 
 impl E2eWebhook {
     /// Starts `azwi-webhook serve` with `args` and `env` on top of the tenant, the webhook's own
-    /// kubeconfig and `POD_NAMESPACE`, and waits until it is ready.
+    /// kubeconfig and `POD_NAMESPACE` (at `--log-level=info` unless `args` sets one), and waits
+    /// until it is ready.
     pub async fn start(
         cp: &ControlPlane,
         certs: Certs,
@@ -458,7 +459,9 @@ impl E2eWebhook {
                 )
             }
         };
-        all_args.push("--log-level=info".to_owned());
+        if !args.iter().any(|a| a.starts_with("--log-level")) {
+            all_args.push("--log-level=info".to_owned());
+        }
         all_args.push("--shutdown-delay=0s".to_owned());
         all_args.extend(args.iter().map(|a| a.to_string()));
         let mut all_env = vec![
