@@ -35,8 +35,17 @@ struct Written {
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Identity {
-    EnvVar { name: *const u8, name_len: usize, value: *const u8 },
-    Mount { name: *const u8, path: *const u8, path_len: usize, read_only: bool },
+    EnvVar {
+        name: *const u8,
+        name_len: usize,
+        value: *const u8,
+    },
+    Mount {
+        name: *const u8,
+        path: *const u8,
+        path_len: usize,
+        read_only: bool,
+    },
 }
 
 #[derive(Clone, Copy)]
@@ -49,7 +58,12 @@ struct WrittenEntry {
 impl Written {
     /// Copies the text written for `identity` before, or writes it with `write` and remembers it.
     fn write(&mut self, out: &mut Vec<u8>, identity: Identity, write: impl FnOnce(&mut Vec<u8>)) {
-        if let Some(entry) = self.entries.iter().flatten().find(|e| e.identity == identity) {
+        if let Some(entry) = self
+            .entries
+            .iter()
+            .flatten()
+            .find(|e| e.identity == identity)
+        {
             out.extend_from_within(entry.start..entry.end);
             return;
         }
@@ -483,7 +497,10 @@ mod tests {
                 ops.push(PatchOp::add(path, PatchValue::EnvVar(var.clone())));
                 if (i + round) % 4 == 0 {
                     let path = Pointer::Fixed("/spec/containers/0/volumeMounts/-");
-                    ops.push(PatchOp::add(path, PatchValue::VolumeMount(mount(i % 2 == 0))));
+                    ops.push(PatchOp::add(
+                        path,
+                        PatchValue::VolumeMount(mount(i % 2 == 0)),
+                    ));
                 }
             }
             ops.push(PatchOp::add(
