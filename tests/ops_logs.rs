@@ -220,7 +220,7 @@ async fn a_review_decoded_by_the_serde_fallback_is_said_at_debug() {
     );
     const FALLBACK: &str = "decoded by serde";
     for level in ["info", "debug"] {
-        let (buffer, bodies) = logged(level, "", &[escaped.clone()]).await;
+        let (buffer, bodies) = logged(level, "", std::slice::from_ref(&escaped)).await;
         let response: Value = serde_json::from_slice(&bodies[0]).expect("json");
         assert_eq!(response["response"]["allowed"], true, "{response}");
         assert_eq!(admission_line(&buffer.lines(), "u-escaped")["pod"], "web-0");
