@@ -19,18 +19,9 @@ pub(super) fn review(body: &[u8]) -> Option<ReviewWire<'_, RequestWire<'_>>> {
     let mut seen = Seen::default();
     s.object(|s, key| {
         match key {
-            b"apiVersion" => {
-                seen.first(0)?;
-                wire.api_version = optional_str(s)?;
-            }
-            b"kind" => {
-                seen.first(1)?;
-                wire.kind = optional_str(s)?;
-            }
-            b"request" => {
-                seen.first(2)?;
-                wire.request = s.nullable(request_wire)?;
-            }
+            b"apiVersion" => wire.api_version = seen.read(0, s, optional_str)?,
+            b"kind" => wire.kind = seen.read(1, s, optional_str)?,
+            b"request" => wire.request = seen.read(2, s, |s| s.nullable(request_wire))?,
             _ => s.skip_value()?,
         }
         Some(())
@@ -68,14 +59,8 @@ fn group_version_kind<'a>(s: &mut Scanner<'a>) -> Option<GroupVersionKind<'a>> {
     let mut seen = Seen::default();
     s.object(|s, key| {
         match key {
-            b"group" => {
-                seen.first(0)?;
-                gvk.group = str(s)?;
-            }
-            b"kind" => {
-                seen.first(1)?;
-                gvk.kind = str(s)?;
-            }
+            b"group" => gvk.group = seen.read(0, s, str)?,
+            b"kind" => gvk.kind = seen.read(1, s, str)?,
             _ => s.skip_value()?,
         }
         Some(())

@@ -18,11 +18,19 @@ use crate::json_scan::Scanner;
 pub(crate) struct Seen(u32);
 
 impl Seen {
-    pub(crate) fn first(&mut self, field: u32) -> Option<()> {
+    /// Reads field number `field` with `read`, declining its second occurrence.
+    pub(crate) fn read<'a, T>(
+        &mut self,
+        field: u32,
+        s: &mut Scanner<'a>,
+        read: impl FnOnce(&mut Scanner<'a>) -> Option<T>,
+    ) -> Option<T> {
         let bit = 1 << field;
-        let fresh = self.0 & bit == 0;
+        if self.0 & bit != 0 {
+            return None;
+        }
         self.0 |= bit;
-        fresh.then_some(())
+        read(s)
     }
 }
 
@@ -47,13 +55,9 @@ impl<'a> PodView<'a> {
         s.object(|s, key| {
             match key {
                 b"metadata" => {
-                    seen.first(0)?;
-                    pod.metadata = s.nullable(MetadataView::scan)?;
+                    pod.metadata = seen.read(0, s, |s| s.nullable(MetadataView::scan))?
                 }
-                b"spec" => {
-                    seen.first(1)?;
-                    pod.spec = s.nullable(SpecView::scan)?;
-                }
+                b"spec" => pod.spec = seen.read(1, s, |s| s.nullable(SpecView::scan))?,
                 _ => s.skip_value()?,
             }
             Some(())
@@ -68,26 +72,13 @@ impl<'a> MetadataView<'a> {
         let mut seen = Seen::default();
         s.object(|s, key| {
             match key {
-                b"name" => {
-                    seen.first(0)?;
-                    metadata.name = optional_str(s)?;
-                }
-                b"generateName" => {
-                    seen.first(1)?;
-                    metadata.generate_name = optional_str(s)?;
-                }
-                b"namespace" => {
-                    seen.first(2)?;
-                    metadata.namespace = optional_str(s)?;
-                }
+                b"name" => metadata.name = seen.read(0, s, optional_str)?,
+                b"generateName" => metadata.generate_name = seen.read(1, s, optional_str)?,
+                b"namespace" => metadata.namespace = seen.read(2, s, optional_str)?,
                 b"annotations" => {
-                    seen.first(3)?;
-                    metadata.annotations = s.nullable(StrMap::scan)?;
+                    metadata.annotations = seen.read(3, s, |s| s.nullable(StrMap::scan))?
                 }
-                b"labels" => {
-                    seen.first(4)?;
-                    metadata.labels = s.nullable(StrMap::scan)?;
-                }
+                b"labels" => metadata.labels = seen.read(4, s, |s| s.nullable(StrMap::scan))?,
                 _ => s.skip_value()?,
             }
             Some(())
@@ -119,28 +110,22 @@ impl<'a> SpecView<'a> {
         s.object(|s, key| {
             match key {
                 b"serviceAccountName" => {
-                    seen.first(0)?;
-                    spec.service_account_name = optional_str(s)?;
+                    spec.service_account_name = seen.read(0, s, optional_str)?
                 }
-                b"serviceAccount" => {
-                    seen.first(1)?;
-                    spec.service_account = optional_str(s)?;
-                }
+                b"serviceAccount" => spec.service_account = seen.read(1, s, optional_str)?,
                 b"hostNetwork" => {
-                    seen.first(2)?;
-                    spec.host_network = s.nullable(Scanner::bool)?;
+                    spec.host_network = seen.read(2, s, |s| s.nullable(Scanner::bool))?
                 }
                 b"initContainers" => {
-                    seen.first(3)?;
-                    spec.init_containers = s.nullable(|s| list(s, ContainerView::scan))?;
+                    spec.init_containers =
+                        seen.read(3, s, |s| s.nullable(|s| list(s, ContainerView::scan)))?
                 }
                 b"containers" => {
-                    seen.first(4)?;
-                    spec.containers = s.nullable(|s| list(s, ContainerView::scan))?;
+                    spec.containers =
+                        seen.read(4, s, |s| s.nullable(|s| list(s, ContainerView::scan)))?
                 }
                 b"volumes" => {
-                    seen.first(5)?;
-                    spec.volumes = s.nullable(|s| list(s, VolumeView::scan))?;
+                    spec.volumes = seen.read(5, s, |s| s.nullable(|s| list(s, VolumeView::scan)))?
                 }
                 _ => s.skip_value()?,
             }
@@ -168,26 +153,14 @@ impl<'a> ContainerView<'a> {
         let mut seen = Seen::default();
         s.object(|s, key| {
             match key {
-                b"name" => {
-                    seen.first(0)?;
-                    container.name = str(s)?;
-                }
-                b"env" => {
-                    seen.first(1)?;
-                    container.env = s.nullable(EnvList::scan)?;
-                }
+                b"name" => container.name = seen.read(0, s, str)?,
+                b"env" => container.env = seen.read(1, s, |s| s.nullable(EnvList::scan))?,
                 b"volumeMounts" => {
-                    seen.first(2)?;
-                    container.volume_mounts = s.nullable(|s| list(s, VolumeMountView::scan))?;
+                    container.volume_mounts =
+                        seen.read(2, s, |s| s.nullable(|s| list(s, VolumeMountView::scan)))?
                 }
-                b"ports" => {
-                    seen.first(3)?;
-                    container.ports = raw(s)?;
-                }
-                b"restartPolicy" => {
-                    seen.first(4)?;
-                    container.restart_policy = optional_str(s)?;
-                }
+                b"ports" => container.ports = seen.read(3, s, raw)?,
+                b"restartPolicy" => container.restart_policy = seen.read(4, s, optional_str)?,
                 _ => s.skip_value()?,
             }
             Some(())
@@ -247,22 +220,10 @@ impl<'a> VolumeMountView<'a> {
         let mut seen = Seen::default();
         s.object(|s, key| {
             match key {
-                b"name" => {
-                    seen.first(0)?;
-                    mount.name = str(s)?;
-                }
-                b"mountPath" => {
-                    seen.first(1)?;
-                    mount.mount_path = str(s)?;
-                }
-                b"readOnly" => {
-                    seen.first(2)?;
-                    mount.read_only = s.nullable(Scanner::bool)?;
-                }
-                b"subPath" => {
-                    seen.first(3)?;
-                    mount.sub_path = optional_str(s)?;
-                }
+                b"name" => mount.name = seen.read(0, s, str)?,
+                b"mountPath" => mount.mount_path = seen.read(1, s, str)?,
+                b"readOnly" => mount.read_only = seen.read(2, s, |s| s.nullable(Scanner::bool))?,
+                b"subPath" => mount.sub_path = seen.read(3, s, optional_str)?,
                 _ => s.skip_value()?,
             }
             Some(())
@@ -277,14 +238,8 @@ impl<'a> VolumeView<'a> {
         let mut seen = Seen::default();
         s.object(|s, key| {
             match key {
-                b"name" => {
-                    seen.first(0)?;
-                    volume.name = str(s)?;
-                }
-                b"projected" => {
-                    seen.first(1)?;
-                    volume.projected = raw(s)?;
-                }
+                b"name" => volume.name = seen.read(0, s, str)?,
+                b"projected" => volume.projected = seen.read(1, s, raw)?,
                 _ => s.skip_value()?,
             }
             Some(())
