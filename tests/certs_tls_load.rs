@@ -125,7 +125,14 @@ async fn leaf_and_ca_rotation_under_tls_load_have_no_failed_handshakes() {
         })
         .collect();
     let started = Instant::now();
-    tokio::time::sleep(Duration::from_secs(11)).await;
+    // The load lasts until the rotation has completed (a single CA published that is not the first), so a
+    // slow machine stretches the test instead of cutting the rotation short.
+    let fake = &setup.fake;
+    let rotated = eventually(Duration::from_secs(40), || async {
+        let bundle = published(fake);
+        cert_count(&bundle) == 1 && bundle != initial_bundle
+    })
+    .await;
     stop.store(true, Ordering::Relaxed);
     for client in clients {
         client.await.expect("client task");
@@ -143,6 +150,7 @@ async fn leaf_and_ca_rotation_under_tls_load_have_no_failed_handshakes() {
         stats.bundles.len(),
         stats.max_cas
     );
+    assert!(rotated, "the CA rotation did not complete within 40 s");
     assert!(
         stats.failed.is_empty(),
         "failures: {:?}",
