@@ -71,8 +71,8 @@ fn defaults_give_documented_settings_and_serve_config() {
             identity_binding: Some(IdentityBinding {
                 switch_key: "azure.workload.identity/use-identity-binding".into(),
                 audience: "api://AKSIdentityBinding".into(),
-                token_proxy: String::new(),
-                sni_name: String::new(),
+                token_proxy: "".into(),
+                sni_name: "".into(),
                 ca: ClusterCa::None,
             }),
             proxy: ProxySettings {
@@ -179,11 +179,11 @@ fn shutdown_drain_is_configurable_and_checked_against_the_grace_period() {
 #[test]
 fn mutation_flags_shape_audiences_and_identity_binding() {
     assert_eq!(
-        settings(&["--audience="], &[]).audience,
+        &*settings(&["--audience="], &[]).audience,
         "api://AzureADTokenExchange"
     );
     assert_eq!(
-        settings(&["--audience=api://mine"], &[]).audience,
+        &*settings(&["--audience=api://mine"], &[]).audience,
         "api://mine"
     );
     let off = settings(
@@ -204,7 +204,7 @@ fn mutation_flags_shape_audiences_and_identity_binding() {
     let ib = custom.identity_binding.expect("on");
     // The key keeps its case: annotation lookups are case-sensitive.
     assert_eq!(ib.switch_key, "azure.workload.identity/use-My-Binding");
-    assert_eq!(ib.audience, "api://ib");
+    assert_eq!(&*ib.audience, "api://ib");
     let longest = "a".repeat(59);
     let flag = format!("--custom-token-endpoint-annotation-suffix={longest}");
     assert!(settings(&[&flag], &[]).identity_binding.is_some());
@@ -217,7 +217,11 @@ fn environment_fills_settings() {
             .identity_binding
             .expect("identity binding on")
     };
-    let host = |cloud: &str| settings(&[], &[("AZURE_ENVIRONMENT", cloud)]).authority_host;
+    let host = |cloud: &str| {
+        settings(&[], &[("AZURE_ENVIRONMENT", cloud)])
+            .authority_host
+            .to_string()
+    };
     assert_eq!(host("AzureChinaCloud"), "https://login.chinacloudapi.cn/");
     assert_eq!(
         host("azureusgovernment"),
@@ -259,19 +263,22 @@ fn environment_fills_settings() {
         ),
     ];
     for (pairs, want) in proxy_cases {
-        assert_eq!(ib(pairs).token_proxy, want, "{pairs:?}");
+        assert_eq!(&*ib(pairs).token_proxy, want, "{pairs:?}");
     }
-    assert_eq!(ib(&[("AZURE_KUBERNETES_SNI_NAME", "sni")]).sni_name, "sni");
+    assert_eq!(
+        &*ib(&[("AZURE_KUBERNETES_SNI_NAME", "sni")]).sni_name,
+        "sni"
+    );
 
     let pem = ca_pem();
     let two = format!("{pem}{pem}");
     assert_eq!(
         ib(&[("AZURE_KUBERNETES_CA_DATA", &pem)]).ca,
-        ClusterCa::Data(pem.clone())
+        ClusterCa::Data(pem.as_str().into())
     );
     assert_eq!(
         ib(&[("AZURE_KUBERNETES_CA_DATA", &two)]).ca,
-        ClusterCa::Data(two.clone())
+        ClusterCa::Data(two.as_str().into())
     );
     assert_eq!(
         ib(&[("AZURE_KUBERNETES_CA_CONFIGMAP_NAME", "kube-root-ca.crt")]).ca,

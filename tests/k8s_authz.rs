@@ -380,7 +380,7 @@ async fn a_pod_is_checked_for_every_client_id_its_containers_present() {
             switch_key: "azure.workload.identity/use-identity-binding".into(),
             audience: "api://AKSIdentityBinding".into(),
             token_proxy: "https://proxy.example".into(),
-            sni_name: String::new(),
+            sni_name: "".into(),
             ca: ClusterCa::None,
         }),
         proxy: ProxySettings::default(),

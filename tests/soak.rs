@@ -106,7 +106,7 @@ async fn mixed_load_with_churn_and_certificate_reloads() {
             switch_key: "azure.workload.identity/use-identity-binding".into(),
             audience: "api://AKSIdentityBinding".into(),
             token_proxy: "https://proxy.example:443".into(),
-            sni_name: String::new(),
+            sni_name: "".into(),
             ca: azwi_webhook::mutate::settings::ClusterCa::None,
         }),
         ..test_app::settings()

@@ -141,7 +141,7 @@ pub fn mutate(pod: &mut Pod, settings: &Settings, sa: &ServiceAccountMeta) {
         .annotations
         .get(TENANT_ID_ANNOTATION)
         .filter(|t| !t.is_empty())
-        .map_or_else(|| settings.tenant_id.clone(), str::to_owned);
+        .map_or_else(|| settings.tenant_id.to_string(), str::to_owned);
     let expiration = annotation(pod, TOKEN_EXPIRATION_ANNOTATION)
         .or_else(|| {
             sa.annotations
@@ -155,7 +155,7 @@ pub fn mutate(pod: &mut Pod, settings: &Settings, sa: &ServiceAccountMeta) {
         (ENV_CLIENT_ID, client_id.as_str()),
         (ENV_TENANT_ID, tenant_id.as_str()),
         (ENV_TOKEN_FILE, TOKEN_FILE),
-        (ENV_AUTHORITY_HOST, settings.authority_host.as_str()),
+        (ENV_AUTHORITY_HOST, &*settings.authority_host),
     ]
     .into_iter()
     .filter(|(_, value)| !value.is_empty())
@@ -219,7 +219,7 @@ pub fn mutate(pod: &mut Pod, settings: &Settings, sa: &ServiceAccountMeta) {
                 default_mode: None,
                 sources: Some(vec![VolumeProjection {
                     service_account_token: Some(ServiceAccountTokenProjection {
-                        audience: Some(settings.audience.clone()),
+                        audience: Some(settings.audience.to_string()),
                         expiration_seconds: Some(expiration),
                         path: TOKEN_PATH.to_owned(),
                     }),

@@ -236,6 +236,9 @@ impl Admitter {
         name: &str,
         deadline: Instant,
     ) -> Result<Arc<ServiceAccountMeta>, LookupError> {
+        if let Some(hit) = self.service_accounts.ready(namespace, name) {
+            return Ok(hit);
+        }
         let remaining = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(remaining, self.service_accounts.get(namespace, name)).await {
             Ok(result) => result,

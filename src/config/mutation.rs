@@ -42,20 +42,22 @@ pub fn build_settings(args: &MutationArgs, env: &dyn EnvSource) -> Result<Settin
     let identity_binding =
         identity_binding(args, &audience)?.map(|(switch_key, ib_audience)| IdentityBinding {
             switch_key,
-            audience: ib_audience,
+            audience: ib_audience.into(),
             token_proxy: env
                 .non_empty(env::AZURE_KUBERNETES_TOKEN_PROXY)
                 .or_else(|| env.non_empty(env::AZURE_KUBERNETES_TOKEN_ENDPOINT))
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                .into(),
             sni_name: env
                 .non_empty(env::AZURE_KUBERNETES_SNI_NAME)
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                .into(),
             ca,
         });
     Ok(Settings {
-        audience,
-        tenant_id,
-        authority_host: cloud.authority_host().to_owned(),
+        audience: audience.into(),
+        tenant_id: tenant_id.into(),
+        authority_host: cloud.authority_host().into(),
         identity_binding,
         proxy: ProxySettings {
             image: env
@@ -166,7 +168,7 @@ fn cluster_ca(env: &dyn EnvSource) -> Result<ClusterCa, ConfigError> {
 
     if let Some(data) = data {
         check_ca_data(&data).map_err(|reason| ConfigError::CaData { reason })?;
-        return Ok(ClusterCa::Data(data));
+        return Ok(ClusterCa::Data(data.into()));
     }
     if let Some(name) = config_map {
         dns_subdomain(&name).map_err(|reason| ConfigError::CaConfigMapName {

@@ -28,6 +28,13 @@ pub trait ServiceAccounts: Send + Sync + 'static {
         namespace: &'a str,
         name: &'a str,
     ) -> BoxFuture<'a, Result<Arc<ServiceAccountMeta>, LookupError>>;
+
+    /// The service account if it is at hand without waiting (a cache hit), counted as `get` would
+    /// count it. The admission path asks this first, so that a hit costs no boxed future; `None`
+    /// means only that `get` must be asked.
+    fn ready(&self, _namespace: &str, _name: &str) -> Option<Arc<ServiceAccountMeta>> {
+        None
+    }
 }
 
 /// A fixed set of service accounts held in memory: for offline runs, load tools and tests.

@@ -161,18 +161,14 @@ fn mount_op(
         mount_path: MOUNT_PATH,
         read_only: true,
     };
-    let Some(mounts) = container.volume_mounts.as_deref() else {
+    let Some(mounts) = container.volume_mounts.as_ref() else {
         ops.push(PatchOp::add(
             base.at("/volumeMounts"),
             PatchValue::VolumeMounts(vec![wanted]),
         ));
         return Ok(());
     };
-    if let Some(index) = mounts
-        .iter()
-        .position(|m| m.mount_path.as_str() == MOUNT_PATH)
-    {
-        let mount = &mounts[index];
+    if let Some((index, mount)) = mounts.find(|m| m.mount_path.as_str() == MOUNT_PATH) {
         let name = mount.name.as_str();
         if name == &**volume_name && mount.read_only == Some(true) && mount.sub_path.is_none() {
             return Ok(());
@@ -190,11 +186,9 @@ fn mount_op(
         ));
         return Ok(());
     }
-    match mounts
-        .iter()
-        .position(|m| m.name.as_str() == &**volume_name)
-    {
-        Some(index) => ops.push(PatchOp::replace(
+    // The webhook's volume name has the reserved prefix, so a mount of it is one the list keeps.
+    match mounts.find(|m| m.name.as_str() == &**volume_name) {
+        Some((index, _)) => ops.push(PatchOp::replace(
             base.item("/volumeMounts", index, ""),
             PatchValue::VolumeMount(wanted),
         )),

@@ -1,6 +1,8 @@
 //! Decides which identity a pod gets: client and tenant ID, token lifetime, audience and whether
 //! identity binding applies. Everything here is read from the pod, its service account and settings.
 
+use std::sync::Arc;
+
 use super::service_account::ServiceAccountMeta;
 use crate::mutate::settings::{IdentityBinding, Settings};
 
@@ -12,10 +14,10 @@ use super::view::PodView;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Identity<'s> {
     /// Empty when the service account names no client ID: `AZURE_CLIENT_ID` is then not injected.
-    pub client_id: String,
-    pub tenant_id: String,
+    pub client_id: Arc<str>,
+    pub tenant_id: Arc<str>,
     pub token_expiration_seconds: i64,
-    pub audience: &'s str,
+    pub audience: &'s Arc<str>,
     /// Set when the pod opted into identity binding and the webhook has it configured.
     pub identity_binding: Option<&'s IdentityBinding>,
 }
@@ -27,11 +29,11 @@ pub fn resolve<'s>(
     warnings: &mut Vec<String>,
 ) -> Result<Identity<'s>, Denial> {
     let identity_binding = identity_binding(settings, pod, warnings)?;
-    let client_id = sa
+    let client_id: Arc<str> = sa
         .annotations
         .get(CLIENT_ID_ANNOTATION)
         .unwrap_or_default()
-        .to_owned();
+        .into();
     if client_id.is_empty() {
         warnings.push(format!(
             "service account {}/{} has no {CLIENT_ID_ANNOTATION} annotation: {ENV_CLIENT_ID} is not injected",
@@ -40,14 +42,14 @@ pub fn resolve<'s>(
     }
     // An empty tenant annotation falls back to the cluster tenant instead of suppressing it (W07).
     let tenant_id = match sa.annotations.get(TENANT_ID_ANNOTATION) {
-        Some(tenant) if !tenant.is_empty() => tenant.to_owned(),
+        Some(tenant) if !tenant.is_empty() => tenant.into(),
         _ => settings.tenant_id.clone(),
     };
     Ok(Identity {
         client_id,
         tenant_id,
         token_expiration_seconds: token_expiration(pod, sa)?,
-        audience: identity_binding.map_or(settings.audience.as_str(), |ib| ib.audience.as_str()),
+        audience: identity_binding.map_or(&settings.audience, |ib| &ib.audience),
         identity_binding,
     })
 }

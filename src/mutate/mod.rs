@@ -15,7 +15,7 @@ pub mod settings;
 pub mod view;
 mod volume;
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use crate::mutate::settings::{ClusterCa, Settings};
 use service_account::ServiceAccountMeta;
@@ -50,7 +50,7 @@ pub struct Plan {
     /// The client IDs the pod's injected containers present once mutated (what RBAC must allow).
     pub client_ids: ClientIds,
     /// Name of the projected token volume.
-    pub volume: String,
+    pub volume: Arc<str>,
     /// The containers given the Azure env and the token mount, init containers first.
     pub containers: Vec<ContainerRef>,
     /// Containers of the pod left alone because `skip-containers` names them.
@@ -65,10 +65,10 @@ pub struct Plan {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedIdentity {
     /// Empty when the service account names no client ID.
-    pub client_id: String,
-    pub tenant_id: String,
+    pub client_id: Arc<str>,
+    pub tenant_id: Arc<str>,
     /// Audience of the projected token.
-    pub audience: String,
+    pub audience: Arc<str>,
     pub token_expiration_seconds: i64,
     /// The pod opted into identity binding and the webhook has it configured.
     pub identity_binding: bool,
@@ -129,9 +129,8 @@ pub fn plan(
     // Before the identity, so that proxy errors win over token-expiration errors as upstream.
     let proxy = proxy::requested(settings, runtime, pod, spec, &mut warnings)?;
     let identity = identity::resolve(settings, pod, sa, &mut warnings)?;
-    let volume_name = volume::volume_name(pod);
-    // One copy for every mount and the volume.
-    let shared_volume_name: Arc<str> = Arc::from(volume_name.as_str());
+    // One copy for every mount, the volume and the plan.
+    let shared_volume_name = volume::volume_name(pod);
     let env = desired_env(settings, &identity);
     let previous = InjectedIdentity::previous(pod);
     let container_plan = ContainerPlan {
@@ -160,8 +159,8 @@ pub fn plan(
     // no patch at all when nothing else is missing.
     if touched.identity_written {
         let injected = InjectedIdentity {
-            client_id: identity.client_id.as_str(),
-            tenant_id: identity.tenant_id.as_str(),
+            client_id: &*identity.client_id,
+            tenant_id: &*identity.tenant_id,
         };
         ops.extend(record::record_op(pod, &injected));
     }
@@ -171,7 +170,7 @@ pub fn plan(
         ops,
         warnings,
         client_ids,
-        volume: volume_name,
+        volume: Arc::clone(&shared_volume_name),
         containers: touched.containers,
         skipped: touched.skipped,
         proxy: proxy.is_some(),
@@ -179,7 +178,7 @@ pub fn plan(
         identity: PlannedIdentity {
             client_id: identity.client_id,
             tenant_id: identity.tenant_id,
-            audience: identity.audience.to_owned(),
+            audience: Arc::clone(identity.audience),
             token_expiration_seconds: identity.token_expiration_seconds,
             identity_binding: identity.identity_binding.is_some(),
         },
@@ -256,27 +255,31 @@ fn unknown_skipped(
         .collect()
 }
 
+/// The fixed paths injected as values, allocated once per process instead of once per review.
+static TOKEN_FILE_VALUE: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(TOKEN_FILE));
+static CA_FILE_VALUE: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(CA_FILE));
+
 /// Names, values and order as upstream; empty values are never injected. Each value is shared by
-/// every container that gets it.
+/// every container that gets it, and with the settings or the identity it comes from.
 fn desired_env(settings: &Settings, identity: &Identity<'_>) -> Vec<EnvVar> {
     let mut env = Vec::with_capacity(8);
-    let mut push = |name: &'static str, value: &str| {
+    let mut push = |name: &'static str, value: &Arc<str>| {
         if !value.is_empty() {
             env.push(EnvVar {
                 name,
-                value: Arc::from(value),
+                value: Arc::clone(value),
             });
         }
     };
     push(ENV_CLIENT_ID, &identity.client_id);
     push(ENV_TENANT_ID, &identity.tenant_id);
-    push(ENV_TOKEN_FILE, TOKEN_FILE);
+    push(ENV_TOKEN_FILE, &TOKEN_FILE_VALUE);
     push(ENV_AUTHORITY_HOST, &settings.authority_host);
     if let Some(ib) = identity.identity_binding {
         push(ENV_TOKEN_PROXY, &ib.token_proxy);
         push(ENV_SNI_NAME, &ib.sni_name);
         if volume::projects_ca_file(identity) {
-            push(ENV_CA_FILE, CA_FILE);
+            push(ENV_CA_FILE, &CA_FILE_VALUE);
         }
         if let ClusterCa::Data(pem) = &ib.ca {
             push(ENV_CA_DATA, pem);

@@ -167,7 +167,8 @@ pub enum ProjectionSource {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceAccountTokenProjection {
-    pub audience: String,
+    #[serde(serialize_with = "serialize_shared")]
+    pub audience: Arc<str>,
     pub expiration_seconds: i64,
     pub path: &'static str,
 }

@@ -1,4 +1,7 @@
 //! Typed, validated configuration that the mutation core reads. Built once at startup by `config`.
+//! The values injected as env vars are `Arc`s, shared by every plan instead of copied per review.
+
+use std::sync::Arc;
 
 /// Default token audience for workload identity (upstream `DefaultAudience`).
 pub const DEFAULT_AUDIENCE: &str = "api://AzureADTokenExchange";
@@ -9,11 +12,11 @@ pub const DEFAULT_IDENTITY_BINDING_AUDIENCE: &str = "api://AKSIdentityBinding";
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// Audience of the projected token for workload-identity pods (`--audience`).
-    pub audience: String,
+    pub audience: Arc<str>,
     /// Cluster tenant (`AZURE_TENANT_ID`); used when the service account names none.
-    pub tenant_id: String,
+    pub tenant_id: Arc<str>,
     /// `AZURE_AUTHORITY_HOST` value for the configured cloud (`AZURE_ENVIRONMENT`), trailing `/` kept.
-    pub authority_host: String,
+    pub authority_host: Arc<str>,
     /// `None` when both custom-token-endpoint flags are empty: the switch is then ignored.
     pub identity_binding: Option<IdentityBinding>,
     /// Images and arguments of the optional proxy sidecar.
@@ -26,12 +29,12 @@ pub struct IdentityBinding {
     /// Full switch key, `azure.workload.identity/use-<suffix>`, read from pod annotations and labels.
     pub switch_key: String,
     /// Audience of the projected token for identity-binding pods.
-    pub audience: String,
+    pub audience: Arc<str>,
     /// `AZURE_KUBERNETES_TOKEN_PROXY` (or its fallback `AZURE_KUBERNETES_TOKEN_ENDPOINT`); empty means
     /// not configured, and pods that opt in are denied (W03).
-    pub token_proxy: String,
+    pub token_proxy: Arc<str>,
     /// `AZURE_KUBERNETES_SNI_NAME`; empty means not injected.
-    pub sni_name: String,
+    pub sni_name: Arc<str>,
     /// Where the pod gets the cluster CA from.
     pub ca: ClusterCa,
 }
@@ -41,7 +44,7 @@ pub struct IdentityBinding {
 pub enum ClusterCa {
     None,
     /// PEM injected verbatim as `AZURE_KUBERNETES_CA_DATA`.
-    Data(String),
+    Data(Arc<str>),
     /// ConfigMap (in the pod's namespace) whose `ca.crt` key is projected.
     ConfigMap(String),
     /// ClusterTrustBundle projection by signer; `label_selector` is a JSON `LabelSelector`, `{}` when

@@ -491,7 +491,7 @@ fn ca_settings_do_not_touch_pods_without_identity_binding() {
 fn identity_binding_without_token_proxy_is_denied() {
     let mut settings = settings();
     if let Some(ib) = settings.identity_binding.as_mut() {
-        ib.token_proxy.clear();
+        ib.token_proxy = "".into();
     }
     let rejection = reject(&settings, &identity_binding_pod(), &default_sa());
     assert_eq!(rejection.reason, DenyReason::InvalidPod);
@@ -616,6 +616,28 @@ fn replaces_a_mount_of_its_volume_at_another_path() {
     assert_eq!(
         output["spec"]["containers"][0]["volumeMounts"],
         json!([{"name": "data", "mountPath": "/data"}, {"name": volume, "mountPath": "/var/run/secrets/azure/wi", "readOnly": true}])
+    );
+}
+
+#[test]
+fn replaces_in_place_an_earlier_reserved_mount_at_the_token_path_after_other_mounts() {
+    let volume = volume_name();
+    let earlier = "azure-workload-identity-reserved-00000000000000000000000000000";
+    let input = pod(json!([{"name": "app", "volumeMounts": [
+        {"name": "kube-api-access", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"},
+        {"name": "data", "mountPath": "/data"},
+        {"name": earlier, "mountPath": "/var/run/secrets/azure/wi", "readOnly": true},
+        {"name": "logs", "mountPath": "/logs"}
+    ]}]));
+    let (output, _) = run(&settings(), &input, &default_sa());
+    assert_eq!(
+        output["spec"]["containers"][0]["volumeMounts"],
+        json!([
+            {"name": "kube-api-access", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"},
+            {"name": "data", "mountPath": "/data"},
+            {"name": volume, "mountPath": "/var/run/secrets/azure/wi", "readOnly": true},
+            {"name": "logs", "mountPath": "/logs"}
+        ])
     );
 }
 

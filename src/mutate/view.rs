@@ -10,7 +10,7 @@ use serde_json::value::RawValue;
 
 pub(crate) mod scan;
 
-use super::names::ANNOTATION_PREFIX;
+use super::names::{ANNOTATION_PREFIX, MOUNT_PATH, VOLUME_NAME_PREFIX};
 use super::ContainerGroup;
 
 /// A string borrowed from the request body when it has no escapes, owned otherwise.
@@ -186,7 +186,7 @@ pub struct ContainerView<'a> {
     #[serde(borrow, default)]
     pub env: Option<EnvList<'a>>,
     #[serde(borrow, default)]
-    pub volume_mounts: Option<Vec<VolumeMountView<'a>>>,
+    pub volume_mounts: Option<MountList<'a>>,
     /// Kept raw: only a pod that asks for the proxy sidecar has its ports compared, so only then
     /// are they parsed (see [`ContainerView::ports`]).
     #[serde(borrow, default)]
@@ -349,6 +349,64 @@ impl<'de: 'a, 'a> Deserialize<'de> for EnvVarView<'a> {
     }
 }
 
+/// A container's `volumeMounts`, keeping only the mounts the webhook's own mount can meet (with their
+/// index in the list): those at the token's mount path, and those of a reserved volume, whose name
+/// starts with the reserved prefix as the webhook's own volume name always does. Other mounts (every
+/// pod has at least the API server's service-account token mount) are skipped unstored.
+#[derive(Debug, Default)]
+pub struct MountList<'a> {
+    len: usize,
+    kept: Vec<(usize, VolumeMountView<'a>)>,
+}
+
+impl<'a> MountList<'a> {
+    /// Whether the webhook's mount logic reads `mount`; see the type's docs.
+    fn keeps(mount: &VolumeMountView<'_>) -> bool {
+        mount.mount_path.as_str() == MOUNT_PATH
+            || mount.name.as_str().starts_with(VOLUME_NAME_PREFIX)
+    }
+
+    /// Appends the next entry of the list, storing it only if it is kept.
+    pub(crate) fn push(&mut self, mount: VolumeMountView<'a>) {
+        if Self::keeps(&mount) {
+            self.kept.push((self.len, mount));
+        }
+        self.len += 1;
+    }
+
+    /// The first kept mount `matches` accepts, with its list index. `matches` must accept only mounts
+    /// at the token's mount path or of a reserved volume: no other mount is kept.
+    pub fn find(
+        &self,
+        matches: impl Fn(&VolumeMountView<'a>) -> bool,
+    ) -> Option<(usize, &VolumeMountView<'a>)> {
+        self.kept
+            .iter()
+            .find(|(_, mount)| matches(mount))
+            .map(|(index, mount)| (*index, mount))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for MountList<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ListVisitor;
+        impl<'de> Visitor<'de> for ListVisitor {
+            type Value = MountList<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of volume mounts")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut list = MountList::default();
+                while let Some(mount) = seq.next_element::<VolumeMountView<'de>>()? {
+                    list.push(mount);
+                }
+                Ok(list)
+            }
+        }
+        deserializer.deserialize_seq(ListVisitor)
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VolumeMountView<'a> {
@@ -389,16 +447,16 @@ impl<'a> PodView<'a> {
     }
 
     /// The name the volume is derived from: `metadata.name`, else `<generateName> (prefix)`, as upstream.
-    pub fn name_for_volume(&self) -> String {
+    pub fn name_for_volume(&self) -> Cow<'_, str> {
         let metadata = self.metadata.as_ref();
         match metadata.and_then(|m| m.name.as_ref()).map(Str::as_str) {
-            Some(name) if !name.is_empty() => name.to_owned(),
+            Some(name) if !name.is_empty() => Cow::Borrowed(name),
             _ => {
                 let prefix = metadata
                     .and_then(|m| m.generate_name.as_ref())
                     .map(Str::as_str)
                     .unwrap_or("");
-                format!("{prefix} (prefix)")
+                Cow::Owned(format!("{prefix} (prefix)"))
             }
         }
     }

@@ -17,7 +17,7 @@ use super::view::PodView;
 
 /// `azure-workload-identity-reserved-<first 30 hex of sha256(pod name)>`, unless the pod already has
 /// a reserved volume: a reinvocation after `metadata.name` was filled in reuses it (W12).
-pub fn volume_name(pod: &PodView<'_>) -> String {
+pub fn volume_name(pod: &PodView<'_>) -> Arc<str> {
     let existing = pod
         .spec
         .as_ref()
@@ -27,31 +27,38 @@ pub fn volume_name(pod: &PodView<'_>) -> String {
                 .find(|v| v.name.as_str().starts_with(VOLUME_NAME_PREFIX))
         });
     if let Some(volume) = existing {
-        return volume.name.as_str().to_owned();
+        return Arc::from(volume.name.as_str());
     }
-    derived_volume_name(&pod.name_for_volume())
+    with_derived_volume_name(&pod.name_for_volume(), |name| Arc::from(name))
 }
 
 pub fn derived_volume_name(pod_name: &str) -> String {
-    let digest = Sha256::digest(pod_name.as_bytes());
-    let mut name = String::with_capacity(VOLUME_NAME_PREFIX.len() + 30);
-    name.push_str(VOLUME_NAME_PREFIX);
-    for byte in &digest[..15] {
-        name.push(hex_digit(byte >> 4));
-        name.push(hex_digit(byte & 0x0f));
-    }
-    name
+    with_derived_volume_name(pod_name, str::to_owned)
 }
 
-fn hex_digit(nibble: u8) -> char {
-    char::from_digit(u32::from(nibble), 16).unwrap_or('0')
+/// The prefix and 30 hex digits.
+const DERIVED_NAME_LEN: usize = VOLUME_NAME_PREFIX.len() + 30;
+
+/// Hands the derived name to `take` from a stack buffer, so the caller's copy is its only allocation.
+fn with_derived_volume_name<R>(pod_name: &str, take: impl FnOnce(&str) -> R) -> R {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digest = Sha256::digest(pod_name.as_bytes());
+    let mut name = [0u8; DERIVED_NAME_LEN];
+    let (prefix, digits) = name.split_at_mut(VOLUME_NAME_PREFIX.len());
+    prefix.copy_from_slice(VOLUME_NAME_PREFIX.as_bytes());
+    for (pair, byte) in digits.chunks_exact_mut(2).zip(&digest[..15]) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0x0f)];
+    }
+    // Only ASCII was written, so this never falls back.
+    take(std::str::from_utf8(&name).unwrap_or(VOLUME_NAME_PREFIX))
 }
 
 /// The token, plus the cluster CA for identity-binding pods when it is projected from the cluster.
 pub fn sources(identity: &Identity<'_>) -> Vec<ProjectionSource> {
     let mut sources = vec![ProjectionSource::ServiceAccountToken(
         ServiceAccountTokenProjection {
-            audience: identity.audience.to_owned(),
+            audience: Arc::clone(identity.audience),
             expiration_seconds: identity.token_expiration_seconds,
             path: TOKEN_PATH,
         },

@@ -233,8 +233,7 @@ impl ServiceAccounts for CachedServiceAccounts {
         name: &'a str,
     ) -> BoxFuture<'a, Result<Arc<ServiceAccountMeta>, LookupError>> {
         Box::pin(async move {
-            if let Some(hit) = self.cached(namespace, name) {
-                self.observe(LookupSource::Cache, LookupOutcome::Hit);
+            if let Some(hit) = self.ready(namespace, name) {
                 return Ok(hit);
             }
             self.observe(LookupSource::Cache, LookupOutcome::Miss);
@@ -254,6 +253,12 @@ impl ServiceAccounts for CachedServiceAccounts {
             self.observe(LookupSource::Api, result);
             outcome
         })
+    }
+
+    fn ready(&self, namespace: &str, name: &str) -> Option<Arc<ServiceAccountMeta>> {
+        let hit = self.cached(namespace, name)?;
+        self.observe(LookupSource::Cache, LookupOutcome::Hit);
+        Some(hit)
     }
 }
 

@@ -8,8 +8,8 @@ use std::borrow::Cow;
 use serde::de::IgnoredAny;
 
 use super::{
-    ContainerView, EnvList, EnvVarView, MetadataView, PodView, RawJson, SpecView, Str, StrMap,
-    VolumeMountView, VolumeView, ANNOTATION_PREFIX, KEPT_ENV_PREFIX,
+    ContainerView, EnvList, EnvVarView, MetadataView, MountList, PodView, RawJson, SpecView, Str,
+    StrMap, VolumeMountView, VolumeView, ANNOTATION_PREFIX, KEPT_ENV_PREFIX,
 };
 use crate::json_scan::Scanner;
 
@@ -156,8 +156,7 @@ impl<'a> ContainerView<'a> {
                 b"name" => container.name = seen.read(0, s, str)?,
                 b"env" => container.env = seen.read(1, s, |s| s.nullable(EnvList::scan))?,
                 b"volumeMounts" => {
-                    container.volume_mounts =
-                        seen.read(2, s, |s| s.nullable(|s| list(s, VolumeMountView::scan)))?
+                    container.volume_mounts = seen.read(2, s, |s| s.nullable(MountList::scan))?
                 }
                 b"ports" => container.ports = seen.read(3, s, raw)?,
                 b"restartPolicy" => container.restart_policy = seen.read(4, s, optional_str)?,
@@ -211,6 +210,17 @@ impl<'a> EnvVarView<'a> {
         let name = std::str::from_utf8(name.unwrap_or_default()).ok()?;
         entry.name = Str(Cow::Borrowed(name));
         Some(Some(entry))
+    }
+}
+
+impl<'a> MountList<'a> {
+    fn scan(s: &mut Scanner<'a>) -> Option<Self> {
+        let mut list = MountList::default();
+        s.array(|s| {
+            list.push(VolumeMountView::scan(s)?);
+            Some(())
+        })?;
+        Some(list)
     }
 }
 
