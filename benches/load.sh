@@ -21,11 +21,14 @@
 # run to the next on a shared VM, so many short rounds beat a few long ones. Reported per server:
 # median CPU µs per request, median req/s, p99 at half of its own maximum rate, RSS idle / after /
 # peak; and per round the webhook's own work = (live - noop) / (parse - noop) in units of one parse,
-# with its median and quartiles. LEVELS adds a sweep over concurrency levels.
+# with its median and quartiles. LEVELS adds a sweep over concurrency levels. RATE (total reviews
+# per second, below every server's maximum) runs the rounds at that fixed rate instead of as fast as
+# each server goes: every server then gets the same arrivals, so none batches more reviews per
+# wake-up than another, and h2load's own speed drops out of the servers' CPU per review.
 #
 # Usage, from the repository root:  benches/load.sh
 # Knobs (environment): SERVERS="live noop parse", ROUNDS=15, ROUND_LEVEL=4x16, REQUESTS=20000 per
-# run, WARMUP=1000, SAS=10000, LEVELS="" (e.g. "1x1 2x4 4x8 8x16"), LOG_LEVEL=info (for live, cache
+# run, WARMUP=1000, RATE="" (e.g. 8000), SAS=10000, LEVELS="" (e.g. "1x1 2x4 4x8 8x16"), LOG_LEVEL=info (for live, cache
 # and base), SERVER_CPUS and CLIENT_CPUS (taskset CPU lists; unset, nothing is pinned), OUT=<dir for
 # logs and results>, CARGO_TARGET_DIR, BIN=<a prebuilt loadtest_server, skips the build>,
 # BASE_BIN=<the loadtest_server for `base`>, UPSTREAM_CMD=<command for
@@ -40,6 +43,7 @@ SERVERS=${SERVERS:-"live noop parse"}
 ROUNDS=${ROUNDS:-15}
 ROUND_LEVEL=${ROUND_LEVEL:-4x16}
 LEVELS=${LEVELS:-}
+RATE=${RATE:-}
 REQUESTS=${REQUESTS:-20000}
 WARMUP=${WARMUP:-1000}
 SAS=${SAS:-10000}
@@ -168,12 +172,13 @@ rss() { # pid -> "VmRSS_KiB VmHWM_KiB"
 }
 
 # One timed run: appends "round server clients streams req/s p50 p99 p999 cpu_us errors" to $2.
-timed_run() { # server tsv round clients streams
+timed_run() { # server tsv round clients streams [extra h2load args]
     local server=$1 tsv=$2 round=$3 c=$4 m=$5
-    run_h2load "$server" "$c" "$m" "$WARMUP" "warmup-$server-$round-${c}x$m" >/dev/null
+    shift 5
+    run_h2load "$server" "$c" "$m" "$WARMUP" "warmup-$server-$round-${c}x$m" "$@" >/dev/null
     local before rps p50 p99 p999 errors cpu
     before=$(cpu_ns "${PID[$server]}")
-    read -r rps p50 p99 p999 errors < <(run_h2load "$server" "$c" "$m" "$REQUESTS" "$server-$round-${c}x$m")
+    read -r rps p50 p99 p999 errors < <(run_h2load "$server" "$c" "$m" "$REQUESTS" "$server-$round-${c}x$m" "$@")
     # The server's own CPU per request: unlike req/s, not capped by h2load sharing the cores.
     cpu=$(awk -v t="$(($(cpu_ns "${PID[$server]}") - before))" -v n="$REQUESTS" \
         'BEGIN { printf "%.2f", t / 1000 / n }')
@@ -186,12 +191,14 @@ rounds_tsv="$OUT/rounds.tsv"
 : >"$rounds_tsv"
 c=${ROUND_LEVEL%x*}
 m=${ROUND_LEVEL#*x}
+round_rate=()
+[ -n "$RATE" ] && round_rate=(--rps="$(((RATE + c - 1) / c))")
 for round in $(seq 1 "$ROUNDS"); do
     # Rotate the order so no server always runs first (or right after the same neighbour).
     n=${#server_list[@]}
     for i in $(seq 0 $((n - 1))); do
         server=${server_list[$(((i + round - 1) % n))]}
-        timed_run "$server" "$rounds_tsv" "$round" "$c" "$m"
+        timed_run "$server" "$rounds_tsv" "$round" "$c" "$m" "${round_rate[@]}"
         echo "round $round: $(tail -n 1 "$rounds_tsv" | cut -f2,5,9 | tr '\t' ' ') (server, req/s, CPU µs/request)" >&2
     done
 done
@@ -226,7 +233,7 @@ rounds_tsv, sweep_tsv, half_tsv, servers = sys.argv[1], sys.argv[2], sys.argv[3]
 rows = [l.rstrip("\n").split("\t") for l in open(rounds_tsv) if l.strip()]
 med = statistics.median
 print("Load before the runs: $(uptime | sed 's/.*load average/load average/'), $(nproc) cores; "
-      "$ROUNDS rounds at ${ROUND_LEVEL} (clients x streams), $REQUESTS requests per run, $SAS service accounts, "
+      "$ROUNDS rounds at ${ROUND_LEVEL} (clients x streams)${RATE:+ at $RATE reviews/s}, $REQUESTS requests per run, $SAS service accounts, "
       "live at --log-level=$LOG_LEVEL")
 print()
 print("| server | CPU µs/request (median) | per round | req/s (median) | errors |")
