@@ -180,15 +180,18 @@ async fn leaf_and_ca_rotation_under_tls_load_have_no_failed_handshakes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ca_overlap_keeps_old_bundle_clients_working_until_the_leaf_switches() {
-    // CA 10 s, new CA with 6 s left (t≈4 s), overlap 2 s; the leaf is long-lived (capped by its CA).
-    let setup = start(tiny_policy(30, 10, 6, 2)).await;
+    // CA 21 s, new CA with 9 s left (t≈12 s), overlap 3 s: the leaf moves at t≈15 s, the old CA is
+    // dropped at t≈18 s, before it expires and before the next rotation (t≈24 s). Each overlap must
+    // hold a poll and a few handshakes on a loaded machine, and starts from a notBefore truncated to
+    // whole seconds: hence seconds, not fractions. The leaf is long-lived (capped by its CA).
+    let setup = start(tiny_policy(60, 21, 9, 3)).await;
     let addr = setup.server.addr;
     let old_bundle = published(&setup.fake);
     assert_eq!(cert_count(&old_bundle), 1);
     call(addr, &old_bundle).await.expect("initial handshake");
 
     let fake = &setup.fake;
-    let both = eventually(Duration::from_secs(8), || async {
+    let both = eventually(Duration::from_secs(20), || async {
         cert_count(&published(fake)) == 2
     })
     .await;
@@ -205,7 +208,7 @@ async fn ca_overlap_keeps_old_bundle_clients_working_until_the_leaf_switches() {
         .await
         .expect("and so does one with both");
 
-    let switched = eventually(Duration::from_secs(6), || async {
+    let switched = eventually(Duration::from_secs(12), || async {
         call(addr, &old_bundle).await.is_err()
     })
     .await;
@@ -224,7 +227,7 @@ async fn ca_overlap_keeps_old_bundle_clients_working_until_the_leaf_switches() {
         .await
         .expect("new CA alone works after the switch");
 
-    let dropped = eventually(Duration::from_secs(6), || async {
+    let dropped = eventually(Duration::from_secs(12), || async {
         cert_count(&published(fake)) == 1
     })
     .await;

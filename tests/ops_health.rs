@@ -74,7 +74,7 @@ async fn readyz_names_what_is_pending_until_certificate_and_cache_are_there() {
     let fake = FakeApiServer::start().await;
     fake_with_workload(&fake);
     // Hold the first list so the cache sync is observably pending.
-    fake.delay_endpoint(Endpoint::ListServiceAccounts, Duration::from_secs(4));
+    fake.delay_endpoint(Endpoint::ListServiceAccounts, Duration::from_secs(8));
     let pki = generate_ca_and_leaf(&["localhost"]);
     // Provided-certs mode with an empty directory: no serving certificate yet.
     let certs = tempfile::TempDir::new().expect("tempdir");
@@ -105,7 +105,7 @@ async fn readyz_names_what_is_pending_until_certificate_and_cache_are_there() {
     assert_eq!(probe(health, "/readyz").await.0, 503);
     assert_eq!(probe(health, "/healthz").await.0, 200);
 
-    assert!(app.wait_ready(DEADLINE).await, "never ready");
+    assert!(app.wait_ready(Duration::from_secs(30)).await, "never ready");
     assert_eq!(probe(health, "/readyz").await, (200, "ok\n".into()));
     app.stop().await;
 }

@@ -257,9 +257,11 @@ async fn rollout_under_load_loses_no_accepted_request() {
         let http = if id % 2 == 0 { Http::V2 } else { Http::V1 };
         clients.spawn(client(id, http, load.clone()));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let before = load.tally.lock().unwrap().ok.len();
-    assert!(before > 0, "no load before shutdown");
+    let loaded = Instant::now() + Duration::from_secs(20);
+    while load.tally.lock().unwrap().ok.is_empty() {
+        assert!(Instant::now() < loaded, "no load before shutdown");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     // SIGTERM.
     let triggered = Instant::now();
@@ -269,9 +271,10 @@ async fn rollout_under_load_loses_no_accepted_request() {
         if get_plain(health, "/readyz").await.ok().map(|r| r.0) != Some(200) {
             break Instant::now();
         }
+        // Readiness must fail before the drain starts, so the endpoints drop the pod first.
         assert!(
-            triggered.elapsed() < Duration::from_millis(100),
-            "still ready"
+            triggered.elapsed() < SHUTDOWN_DELAY,
+            "still ready when the drain starts"
         );
         tokio::time::sleep(Duration::from_millis(2)).await;
     };

@@ -54,7 +54,8 @@ async fn run_in_flight_request_completes(http: Http) {
     let readiness = Readiness::new();
     readiness.set_certificate_loaded(true);
     let options = ServeOptions {
-        shutdown_delay: Duration::from_millis(300),
+        // Long enough for the readiness probes below on a loaded machine: the listener closes after it.
+        shutdown_delay: Duration::from_secs(2),
         shutdown_grace: Duration::from_secs(10),
         ..ServeOptions::default()
     };

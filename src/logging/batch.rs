@@ -293,8 +293,8 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         let (writer, guard) =
             BatchedWriter::spawn(Batches(tx), Duration::from_millis(100), 1 << 20).expect("thread");
-        // A line every millisecond for half a second: five periods of lines, never a quiet one.
-        let lines = 500;
+        // A line every millisecond for two seconds: twenty periods of lines, never a quiet one.
+        let lines = 2000;
         for _ in 0..lines {
             line(&writer, "x\n");
             std::thread::sleep(Duration::from_millis(1));
@@ -313,10 +313,10 @@ mod tests {
             writes >= 2,
             "written in periods, not at the end: {writes} writes"
         );
-        // The first line wakes the idle writer; after that its timer alone does, so a machine
-        // slow enough to leave a whole quiet period between two lines is all that adds one.
+        // The first line wakes the idle writer; after that its timer alone does, so only a stall
+        // of the test thread for a whole period adds one. A wake-up per batch would be about 20.
         let wakeups = writer.shared.lock().wakeups;
-        assert!(wakeups <= 2, "{wakeups} lines woke the writer");
+        assert!(wakeups <= 6, "{wakeups} lines woke the writer");
         drop(guard);
     }
 
