@@ -38,7 +38,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_azwi-webhook");
 /// A process that validates its configuration and gives up takes milliseconds; this only bounds a
 /// hang (e.g. a bad config that was accepted and went on to serve).
 const EXIT_DEADLINE: Duration = Duration::from_secs(10);
-const SHUTDOWN_DELAY: Duration = Duration::from_secs(1);
+/// Long enough for a readiness probe, a fresh TLS review and a health probe on a loaded machine;
+/// twice it (the slow review's hold) stays under the kube client's 5 s read timeout.
+const SHUTDOWN_DELAY: Duration = Duration::from_secs(2);
 const PATH: &str = "/mutate-v1-pod?timeout=10s";
 
 /// The binary with an empty environment plus `env`. `HOME` is an empty directory so that a config
