@@ -256,6 +256,16 @@ if all(s in cpu for s in ("live", "noop", "parse")):
           f"one parse (parse - noop): {med(parse):.1f} µs; own work in parses, per round: "
           f"{' '.join(f'{x:.2f}' for x in own)}; **median {med(own):.2f}×** "
           f"(quartiles {' – '.join(f'{q:.2f}' for q in statistics.quantiles(own, n=4)[::2])})")
+if all(s in cpu for s in ("live", "base", "noop", "parse")):
+    # The same rounds for the other build: its own work, and the paired difference per round.
+    base_own = [(cpu["base"][r] - cpu["noop"][r]) / (cpu["parse"][r] - cpu["noop"][r])
+                for r in cpu["base"] if cpu["parse"][r] > cpu["noop"][r]]
+    paired = [cpu["live"][r] - cpu["base"][r] for r in cpu["live"]]
+    print(f"Base in the same rounds: own work **median {med(base_own):.2f}×** "
+          f"(quartiles {' – '.join(f'{q:.2f}' for q in statistics.quantiles(base_own, n=4)[::2])}); "
+          f"live - base per round: median {med(paired):+.1f} µs "
+          f"(quartiles {' – '.join(f'{q:+.1f}' for q in statistics.quantiles(paired, n=4)[::2])}), "
+          f"live lower in {sum(d < 0 for d in paired)} of {len(paired)} rounds")
 sweep = [l.rstrip("\n").split("\t") for l in open(sweep_tsv) if l.strip()]
 if sweep:
     print()
