@@ -189,8 +189,9 @@ async fn a_service_account_annotation_update_reaches_the_next_pod() {
 async fn reviews_over_the_in_flight_limit_are_shed_with_429_and_counted() {
     let fake = FakeApiServer::start_with_workload().await;
     // A service account the cache does not hold costs a live GET, held here so that the review
-    // keeps the only in-flight slot while the others arrive.
-    fake.delay_endpoint(Endpoint::GetServiceAccount, Duration::from_secs(2));
+    // keeps the only in-flight slot while the others arrive (4 s: room for two fresh TLS reviews on a
+    // loaded machine, under the kube client's 5 s read timeout).
+    fake.delay_endpoint(Endpoint::GetServiceAccount, Duration::from_secs(4));
     let running = Running::start(&fake, test_app::settings(), |config| {
         config.max_in_flight_reviews = 1;
     })
