@@ -235,67 +235,121 @@ impl PortView<'_> {
     }
 }
 
-/// A container's `env`, keeping only the `AZURE_*` entries (with their index in the list): every
-/// variable the webhook injects or reads has that prefix, and pods often carry long env lists.
-#[derive(Debug, Default)]
-pub struct EnvList<'a> {
+/// A container list the webhook reads only a few entries of (`env`, `volumeMounts`): it keeps
+/// those, with their index in the whole list, and counts the others without storing them. Pods
+/// often carry long env lists, and every pod has at least the API server's token mount.
+#[derive(Debug)]
+pub struct KeptList<T> {
     len: usize,
-    azure: Vec<(usize, EnvVarView<'a>)>,
+    kept: Vec<(usize, T)>,
 }
+
+/// Which entries of a [`KeptList`] the webhook reads.
+pub trait Kept {
+    fn kept(&self) -> bool;
+}
+
+/// A container's `env`: the `AZURE_*` entries, as every variable the webhook injects or reads has
+/// that prefix.
+pub type EnvList<'a> = KeptList<EnvVarView<'a>>;
+
+/// A container's `volumeMounts`: those the webhook's own mount can meet, at the token's mount path
+/// or of a reserved volume (whose name has the reserved prefix, as the webhook's own volume's has).
+pub type MountList<'a> = KeptList<VolumeMountView<'a>>;
 
 /// The prefix of every env var the webhook injects or reads.
 const KEPT_ENV_PREFIX: &str = "AZURE_";
 
+impl Kept for EnvVarView<'_> {
+    fn kept(&self) -> bool {
+        self.name.as_str().starts_with(KEPT_ENV_PREFIX)
+    }
+}
+
+impl Kept for VolumeMountView<'_> {
+    fn kept(&self) -> bool {
+        self.mount_path.as_str() == MOUNT_PATH || self.name.as_str().starts_with(VOLUME_NAME_PREFIX)
+    }
+}
+
+impl<T> Default for KeptList<T> {
+    fn default() -> Self {
+        KeptList {
+            len: 0,
+            kept: Vec::new(),
+        }
+    }
+}
+
+impl<T: Kept> KeptList<T> {
+    /// Appends the next entry, storing it only if it is kept.
+    pub(crate) fn push(&mut self, entry: T) {
+        if entry.kept() {
+            self.kept.push((self.len, entry));
+        }
+        self.len += 1;
+    }
+}
+
+impl<T> KeptList<T> {
+    /// Counts an entry known not to be kept, which was skipped unread.
+    pub(crate) fn skip(&mut self) {
+        self.len += 1;
+    }
+
+    /// The kept entries `matches` accepts, with their list index. No entry that is not kept can
+    /// match: `matches` must accept only entries of the kind the list keeps.
+    pub fn matching<'s>(
+        &'s self,
+        matches: impl Fn(&T) -> bool + 's,
+    ) -> impl Iterator<Item = (usize, &'s T)> + 's {
+        self.kept
+            .iter()
+            .filter(move |(_, entry)| matches(entry))
+            .map(|(index, entry)| (*index, entry))
+    }
+
+    /// The first kept entry `matches` accepts, with its list index; see [`KeptList::matching`].
+    pub fn find(&self, matches: impl Fn(&T) -> bool) -> Option<(usize, &T)> {
+        self.kept
+            .iter()
+            .find(|(_, entry)| matches(entry))
+            .map(|(index, entry)| (*index, entry))
+    }
+}
+
 impl<'a> EnvList<'a> {
-    /// Number of entries in the whole list.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// The entries named `name` (which must start with `AZURE_`), with their list index.
     pub fn named<'s>(
         &'s self,
         name: &'s str,
     ) -> impl Iterator<Item = (usize, &'s EnvVarView<'a>)> + 's {
-        self.azure
-            .iter()
-            .filter(move |(_, e)| e.name.as_str() == name)
-            .map(|(i, e)| (*i, e))
+        self.matching(move |e| e.name.as_str() == name)
     }
 
     /// The first entry named `name` (which must start with `AZURE_`), with its list index.
     pub fn first(&self, name: &str) -> Option<(usize, &EnvVarView<'a>)> {
-        self.azure
-            .iter()
-            .find(|(_, e)| e.name.as_str() == name)
-            .map(|(i, e)| (*i, e))
+        self.find(|e| e.name.as_str() == name)
     }
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for EnvList<'a> {
+impl<'de, T: Kept + Deserialize<'de>> Deserialize<'de> for KeptList<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ListVisitor;
-        impl<'de> Visitor<'de> for ListVisitor {
-            type Value = EnvList<'de>;
+        struct ListVisitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Kept + Deserialize<'de>> Visitor<'de> for ListVisitor<T> {
+            type Value = KeptList<T>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a list of env vars")
+                f.write_str("a list")
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut list = EnvList::default();
-                while let Some(entry) = seq.next_element::<EnvVarView<'de>>()? {
-                    if entry.name.as_str().starts_with(KEPT_ENV_PREFIX) {
-                        list.azure.push((list.len, entry));
-                    }
-                    list.len += 1;
+                let mut list = KeptList::default();
+                while let Some(entry) = seq.next_element::<T>()? {
+                    list.push(entry);
                 }
                 Ok(list)
             }
         }
-        deserializer.deserialize_seq(ListVisitor)
+        deserializer.deserialize_seq(ListVisitor(std::marker::PhantomData))
     }
 }
 
@@ -346,64 +400,6 @@ impl<'de: 'a, 'a> Deserialize<'de> for EnvVarView<'a> {
             }
         }
         deserializer.deserialize_map(EntryVisitor)
-    }
-}
-
-/// A container's `volumeMounts`, keeping only the mounts the webhook's own mount can meet (with their
-/// index in the list): those at the token's mount path, and those of a reserved volume, whose name
-/// starts with the reserved prefix as the webhook's own volume name always does. Other mounts (every
-/// pod has at least the API server's service-account token mount) are skipped unstored.
-#[derive(Debug, Default)]
-pub struct MountList<'a> {
-    len: usize,
-    kept: Vec<(usize, VolumeMountView<'a>)>,
-}
-
-impl<'a> MountList<'a> {
-    /// Whether the webhook's mount logic reads `mount`; see the type's docs.
-    fn keeps(mount: &VolumeMountView<'_>) -> bool {
-        mount.mount_path.as_str() == MOUNT_PATH
-            || mount.name.as_str().starts_with(VOLUME_NAME_PREFIX)
-    }
-
-    /// Appends the next entry of the list, storing it only if it is kept.
-    pub(crate) fn push(&mut self, mount: VolumeMountView<'a>) {
-        if Self::keeps(&mount) {
-            self.kept.push((self.len, mount));
-        }
-        self.len += 1;
-    }
-
-    /// The first kept mount `matches` accepts, with its list index. `matches` must accept only mounts
-    /// at the token's mount path or of a reserved volume: no other mount is kept.
-    pub fn find(
-        &self,
-        matches: impl Fn(&VolumeMountView<'a>) -> bool,
-    ) -> Option<(usize, &VolumeMountView<'a>)> {
-        self.kept
-            .iter()
-            .find(|(_, mount)| matches(mount))
-            .map(|(index, mount)| (*index, mount))
-    }
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for MountList<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ListVisitor;
-        impl<'de> Visitor<'de> for ListVisitor {
-            type Value = MountList<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a list of volume mounts")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut list = MountList::default();
-                while let Some(mount) = seq.next_element::<VolumeMountView<'de>>()? {
-                    list.push(mount);
-                }
-                Ok(list)
-            }
-        }
-        deserializer.deserialize_seq(ListVisitor)
     }
 }
 

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use serde::de::IgnoredAny;
 
 use super::{
-    ContainerView, EnvList, EnvVarView, MetadataView, MountList, PodView, RawJson, SpecView, Str,
+    ContainerView, EnvVarView, Kept, KeptList, MetadataView, PodView, RawJson, SpecView, Str,
     StrMap, VolumeMountView, VolumeView, ANNOTATION_PREFIX, KEPT_ENV_PREFIX,
 };
 use crate::json_scan::Scanner;
@@ -154,9 +154,15 @@ impl<'a> ContainerView<'a> {
         s.object(|s, key| {
             match key {
                 b"name" => container.name = seen.read(0, s, str)?,
-                b"env" => container.env = seen.read(1, s, |s| s.nullable(EnvList::scan))?,
+                b"env" => {
+                    container.env = seen.read(1, s, |s| {
+                        s.nullable(|s| KeptList::scan(s, EnvVarView::scan))
+                    })?
+                }
                 b"volumeMounts" => {
-                    container.volume_mounts = seen.read(2, s, |s| s.nullable(MountList::scan))?
+                    container.volume_mounts = seen.read(2, s, |s| {
+                        s.nullable(|s| KeptList::scan(s, |s| VolumeMountView::scan(s).map(Some)))
+                    })?
                 }
                 b"ports" => container.ports = seen.read(3, s, raw)?,
                 b"restartPolicy" => container.restart_policy = seen.read(4, s, optional_str)?,
@@ -168,14 +174,22 @@ impl<'a> ContainerView<'a> {
     }
 }
 
-impl<'a> EnvList<'a> {
-    fn scan(s: &mut Scanner<'a>) -> Option<Self> {
-        let mut list = EnvList::default();
+impl<T> KeptList<T> {
+    /// The list, reading each entry with `entry`, which gives `None` for one it skipped unread
+    /// because it is not kept.
+    fn scan<'a>(
+        s: &mut Scanner<'a>,
+        mut entry: impl FnMut(&mut Scanner<'a>) -> Option<Option<T>>,
+    ) -> Option<Self>
+    where
+        T: Kept,
+    {
+        let mut list = KeptList::default();
         s.array(|s| {
-            if let Some(entry) = EnvVarView::scan(s)? {
-                list.azure.push((list.len, entry));
+            match entry(s)? {
+                Some(entry) => list.push(entry),
+                None => list.skip(),
             }
-            list.len += 1;
             Some(())
         })?;
         Some(list)
@@ -210,17 +224,6 @@ impl<'a> EnvVarView<'a> {
         let name = std::str::from_utf8(name.unwrap_or_default()).ok()?;
         entry.name = Str(Cow::Borrowed(name));
         Some(Some(entry))
-    }
-}
-
-impl<'a> MountList<'a> {
-    fn scan(s: &mut Scanner<'a>) -> Option<Self> {
-        let mut list = MountList::default();
-        s.array(|s| {
-            list.push(VolumeMountView::scan(s)?);
-            Some(())
-        })?;
-        Some(list)
     }
 }
 
