@@ -168,7 +168,10 @@ fn mount_op(
         ));
         return Ok(());
     };
-    if let Some((index, mount)) = mounts.find(|m| m.mount_path.as_str() == MOUNT_PATH) {
+    if let Some((index, mount)) = mounts
+        .matching(|m| m.mount_path.as_str() == MOUNT_PATH)
+        .next()
+    {
         let name = mount.name.as_str();
         if name == &**volume_name && mount.read_only == Some(true) && mount.sub_path.is_none() {
             return Ok(());
@@ -187,7 +190,10 @@ fn mount_op(
         return Ok(());
     }
     // The webhook's volume name has the reserved prefix, so a mount of it is one the list keeps.
-    match mounts.find(|m| m.name.as_str() == &**volume_name) {
+    match mounts
+        .matching(|m| m.name.as_str() == &**volume_name)
+        .next()
+    {
         Some((index, _)) => ops.push(PatchOp::replace(
             base.item("/volumeMounts", index, ""),
             PatchValue::VolumeMount(wanted),

@@ -308,14 +308,6 @@ impl<T> KeptList<T> {
             .filter(move |(_, entry)| matches(entry))
             .map(|(index, entry)| (*index, entry))
     }
-
-    /// The first kept entry `matches` accepts, with its list index; see [`KeptList::matching`].
-    pub fn find(&self, matches: impl Fn(&T) -> bool) -> Option<(usize, &T)> {
-        self.kept
-            .iter()
-            .find(|(_, entry)| matches(entry))
-            .map(|(index, entry)| (*index, entry))
-    }
 }
 
 impl<'a> EnvList<'a> {
@@ -328,8 +320,8 @@ impl<'a> EnvList<'a> {
     }
 
     /// The first entry named `name` (which must start with `AZURE_`), with its list index.
-    pub fn first(&self, name: &str) -> Option<(usize, &EnvVarView<'a>)> {
-        self.find(|e| e.name.as_str() == name)
+    pub fn first<'s>(&'s self, name: &'s str) -> Option<(usize, &'s EnvVarView<'a>)> {
+        self.named(name).next()
     }
 }
 
@@ -386,7 +378,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for EnvVarView<'a> {
                         }
                         // The API server writes the name first: values of variables the webhook
                         // never reads are skipped without being decoded.
-                        "value" if named && !entry.name.as_str().starts_with(KEPT_ENV_PREFIX) => {
+                        "value" if named && !entry.kept() => {
                             map.next_value::<IgnoredAny>()?;
                         }
                         "value" => entry.value = map.next_value()?,
