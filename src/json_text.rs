@@ -85,7 +85,7 @@ pub(crate) fn masks16(chunk: &[u8; 16]) -> Masks16 {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     {
         // SAFETY: `sse2::masks16` needs only SSE2, which this build enables (the cfg above), and
-        // it reads the chunk by value, through no pointer.
+        // it reads no more than the sixteen bytes the reference holds.
         unsafe { sse2::masks16(chunk) }
     }
     #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
@@ -97,16 +97,16 @@ pub(crate) fn masks16(chunk: &[u8; 16]) -> Masks16 {
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod sse2 {
     use std::arch::x86_64::{
-        _mm_cmpeq_epi8, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
-        _mm_set_epi64x,
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
     };
 
-    use super::{split16, Masks16};
+    use super::Masks16;
 
     #[target_feature(enable = "sse2")]
     pub(super) fn masks16(chunk: &[u8; 16]) -> Masks16 {
-        let (low, high) = split16(chunk);
-        let bytes = _mm_set_epi64x(high as i64, low as i64);
+        // SAFETY: the chunk is sixteen readable bytes, and the load needs no alignment.
+        let bytes = unsafe { _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>()) };
         let quote = _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'"' as i8));
         let backslash = _mm_cmpeq_epi8(bytes, _mm_set1_epi8(b'\\' as i8));
         // Unsigned `byte <= 0x1f`: the minimum of the two is the byte itself.

@@ -304,8 +304,8 @@ pub(super) fn escaped_token_pieces(token: &str) -> impl Iterator<Item = &str> {
     })
 }
 
-pub use super::patch_json::to_json;
 use super::patch_json::write_pointer_text;
+pub use super::patch_json::{to_json, write_json};
 
 #[cfg(test)]
 mod tests {

@@ -12,10 +12,18 @@ use crate::json_text::{push_escaped, push_str};
 /// Serialises the operations as a JSON array. Every value is made of strings, numbers, booleans
 /// and JSON values, which always serialise: an error can only be a bug, answered by no patch.
 pub fn to_json(ops: &[PatchOp]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(ops.len() * 160 + 2);
-    match write_ops(&mut out, ops) {
-        Ok(()) => out,
-        Err(_) => b"[]".to_vec(),
+    let mut out = Vec::new();
+    write_json(ops, &mut out);
+    out
+}
+
+/// [`to_json`] appended to `out`, for a caller that reuses one buffer from review to review.
+pub fn write_json(ops: &[PatchOp], out: &mut Vec<u8>) {
+    let start = out.len();
+    out.reserve(ops.len() * 160 + 2);
+    if write_ops(out, ops).is_err() {
+        out.truncate(start);
+        out.extend_from_slice(b"[]");
     }
 }
 
