@@ -97,9 +97,11 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// A string without escapes, borrowed from the text.
+    /// A string without escapes, borrowed from the text: checked for UTF-8 only when not plain
+    /// ASCII, which the scan for its closing quote has already told.
     pub fn str(&mut self) -> Option<&'a str> {
-        std::str::from_utf8(self.unchecked_bytes()?.0).ok()
+        let (bytes, ascii) = self.unchecked_bytes()?;
+        checked_str(bytes, ascii)
     }
 
     /// A string without escapes as its bytes, checked for UTF-8 only when not plain ASCII: cheaper
@@ -346,6 +348,17 @@ impl<'a> Scanner<'a> {
                 }
             }
         }
+    }
+}
+
+/// `bytes` as a `str`, validated unless `ascii` says they are all ASCII.
+fn checked_str(bytes: &[u8], ascii: bool) -> Option<&str> {
+    if ascii {
+        // SAFETY: every byte is below 0x80 (the scanner's classification of the string found
+        // none at or above it), and a sequence of ASCII bytes is valid UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+    } else {
+        std::str::from_utf8(bytes).ok()
     }
 }
 

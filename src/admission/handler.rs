@@ -17,6 +17,7 @@ use crate::review::{Refusal, ReviewHandler, ReviewReply};
 
 use super::rbac::RbacStep;
 use super::response;
+use super::scratch;
 use super::wire::{self, Object, Review, ReviewVersion};
 
 /// The API server's default webhook timeout, used when the request carries no `?timeout=`.
@@ -80,9 +81,15 @@ impl Admitter {
     }
 
     /// Handles one request body; `budget` is the time the API server waits for the answer.
-    pub async fn admit(&self, body: &[u8], budget: Option<Duration>) -> ReviewReply {
+    /// The body is taken as it comes (the server's `Bytes`), so that the boxed future of a review
+    /// holds it once.
+    pub async fn admit(
+        &self,
+        body: impl AsRef<[u8]> + Send,
+        budget: Option<Duration>,
+    ) -> ReviewReply {
         let started = Instant::now();
-        let review = match wire::decode(body) {
+        let review = match wire::decode(body.as_ref()) {
             Ok(review) => review,
             Err(e) => {
                 let elapsed = started.elapsed();
@@ -132,13 +139,14 @@ impl Admitter {
         }
     }
 
-    /// A pod the review carries unparsed is parsed into `unparsed_pod`, which the caller owns so
+    /// A pod the review carries unparsed (rare: its object came before its kind) is parsed into
+    /// `unparsed_pod`, boxed so as not to enlarge every review's future, which the caller owns so
     /// that `subject` can borrow from it until the log line is written.
     async fn answer<'p, 'a>(
         &self,
         review: &'p Review<'a>,
         deadline: Instant,
-        unparsed_pod: &'p mut Option<PodView<'a>>,
+        unparsed_pod: &'p mut Option<Box<PodView<'a>>>,
         subject: &mut Subject<'p>,
     ) -> Answer {
         let version = review.version;
@@ -157,7 +165,7 @@ impl Admitter {
         let pod: &'p PodView<'a> = match &request.object {
             Object::Pod(pod) => pod,
             Object::Raw(raw) => match PodView::from_json(raw.get()) {
-                Ok(pod) => unparsed_pod.insert(pod),
+                Ok(pod) => unparsed_pod.insert(Box::new(pod)),
                 Err(e) => return deny(Denial::invalid_pod(invalid_pod(&e))),
             },
             Object::Invalid(e) => return deny(Denial::invalid_pod(invalid_pod(e))),
@@ -184,7 +192,13 @@ impl Admitter {
         }
         let sa_name = pod.service_account_name();
         subject.service_account = sa_name;
-        let service_account = match self.lookup(namespace, sa_name, deadline).await {
+        // A cache hit is answered here, and the wait for the API server boxed: its state would
+        // otherwise be carried by every review's future.
+        let looked_up = match self.service_accounts.ready(namespace, sa_name) {
+            Some(hit) => Ok(hit),
+            None => Box::pin(self.lookup(namespace, sa_name, deadline)).await,
+        };
+        let service_account = match looked_up {
             Ok(sa) => sa,
             Err(LookupError::NotFound { namespace, name }) => {
                 return deny(Denial::new(
@@ -199,41 +213,46 @@ impl Admitter {
                 ))
             }
         };
-        let mut plan = match mutate::plan(&self.settings, self.runtime(), pod, &service_account) {
+        let planned = mutate::plan_reusing(
+            &self.settings,
+            self.runtime(),
+            pod,
+            &service_account,
+            scratch::take_ops(),
+        );
+        let mut plan = match planned {
             Ok(plan) => plan,
             Err(denial) => return deny(denial),
         };
-        // Only a pod the mutation accepts costs an RBAC call.
-        if let Some(rbac) = &self.rbac {
-            match rbac
-                .check(&plan, &service_account, deadline, &self.metrics)
-                .await
-            {
+        // Only a pod the mutation accepts costs an RBAC call (boxed, as the API lookup).
+        if let Some(rbac) = self.rbac.as_ref().filter(|rbac| rbac.applies(&plan)) {
+            match Box::pin(rbac.check(&plan, &service_account, deadline, &self.metrics)).await {
                 Ok(warnings) => plan.warnings.extend(warnings),
                 Err(denial) => return deny(denial),
             }
         }
-        if plan.ops.is_empty() {
-            return Answer {
+        let answer = if plan.ops.is_empty() {
+            Answer {
                 outcome: Outcome::Unchanged,
                 body: response::allowed(version, uid, None, &plan.warnings),
-            };
-        }
-        Answer {
-            outcome: Outcome::Mutated,
-            body: allowed_with_patch(version, uid, &plan),
-        }
+            }
+        } else {
+            Answer {
+                outcome: Outcome::Mutated,
+                body: allowed_with_patch(version, uid, &plan),
+            }
+        };
+        scratch::give_back_ops(plan.ops);
+        answer
     }
 
+    /// A service account the cache does not hold yet, from the API server.
     async fn lookup(
         &self,
         namespace: &str,
         name: &str,
         deadline: Instant,
     ) -> Result<Arc<ServiceAccountMeta>, LookupError> {
-        if let Some(hit) = self.service_accounts.ready(namespace, name) {
-            return Ok(hit);
-        }
         let remaining = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(remaining, self.service_accounts.get(namespace, name)).await {
             Ok(result) => result,
@@ -265,7 +284,7 @@ fn pod_namespace<'p>(pod: &'p PodView<'_>) -> Option<&'p str> {
 
 impl ReviewHandler for Admitter {
     fn review(&self, body: Bytes, budget: Option<Duration>) -> BoxFuture<'_, ReviewReply> {
-        Box::pin(async move { self.admit(&body, budget).await })
+        Box::pin(self.admit(body, budget))
     }
 
     /// Counted like every other review (no namespace or duration is known), and answered as an
@@ -295,31 +314,10 @@ pub fn refusal_reply(refusal: Refusal, message: &str) -> ReviewReply {
     }
 }
 
-/// The patch JSON is base64'd into the answer as soon as it is written, so each worker thread
-/// writes it into one buffer it keeps: a fresh one per review (3.5 KiB for a typical pod) was too
-/// large for the allocator's per-thread cache and cost a trip through its shared bins. A buffer
-/// grown past [`PATCH_BUFFER_KEPT`] by a huge pod is let go rather than held by an idle thread.
+/// The patch JSON is base64'd into the answer as soon as it is written, in the thread's buffer.
 fn allowed_with_patch(version: ReviewVersion, uid: &str, plan: &mutate::Plan) -> Vec<u8> {
-    thread_local! {
-        static PATCH_JSON: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
-    let answer = |json: &mut Vec<u8>| {
-        json.clear();
+    scratch::with_patch_json(|json| {
         patch::write_json(&plan.ops, json);
         response::allowed(version, uid, Some(json), &plan.warnings)
-    };
-    PATCH_JSON.with(|buffer| match buffer.try_borrow_mut() {
-        Ok(mut json) => {
-            let body = answer(&mut json);
-            if json.capacity() > PATCH_BUFFER_KEPT {
-                *json = Vec::new();
-            }
-            body
-        }
-        // Not reentered on one thread today; should that change, a fresh buffer is still right.
-        Err(_) => answer(&mut Vec::new()),
     })
 }
-
-/// The largest patch buffer a worker thread keeps between reviews.
-const PATCH_BUFFER_KEPT: usize = 64 * 1024;

@@ -4,6 +4,7 @@
 mod handler;
 pub mod rbac;
 pub mod response;
+mod scratch;
 pub mod wire;
 
 pub use handler::{refusal_reply, Admitter};

@@ -19,6 +19,11 @@ pub struct RbacStep {
 }
 
 impl RbacStep {
+    /// Whether the pod needs the check: an identity-binding pod, with the check on.
+    pub fn applies(&self, plan: &Plan) -> bool {
+        self.mode != RbacCheck::Off && plan.identity.identity_binding
+    }
+
     /// Warnings to add to an admitted pod, or the denial. Pods without identity binding pass.
     pub async fn check(
         &self,
@@ -27,7 +32,7 @@ impl RbacStep {
         deadline: Instant,
         metrics: &Metrics,
     ) -> Result<Vec<String>, Denial> {
-        if self.mode == RbacCheck::Off || !plan.identity.identity_binding {
+        if !self.applies(plan) {
             return Ok(Vec::new());
         }
         let result = authz::authorize_pod(

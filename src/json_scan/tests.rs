@@ -230,3 +230,31 @@ fn keys_outside_ascii_are_checked_at_every_offset() {
         }
     }
 }
+
+/// Strings handed out skip the UTF-8 check only when all ASCII: a byte outside it, wherever it
+/// is (in the one chunk after the quote, in a later one, or in the tail), is still checked.
+#[test]
+fn strings_outside_ascii_are_checked_at_every_offset() {
+    let read = |body: &[u8], tail: &[u8]| {
+        let mut text = b"\"".to_vec();
+        text.extend_from_slice(body);
+        text.push(b'"');
+        text.extend_from_slice(tail);
+        Scanner::new(&text).str().map(|v| v.as_bytes().to_vec())
+    };
+    for len in [1, 15, 16, 17, 40] {
+        for at in 0..len {
+            for tail in [&b""[..], b",\"padding-to-fill-a-whole-chunk\""] {
+                let mut valid = b"x".repeat(len);
+                valid.splice(at..at + 1, "\u{e9}".bytes());
+                assert_eq!(read(&valid, tail), Some(valid.clone()), "{len} {at}");
+                let mut invalid = b"x".repeat(len);
+                invalid[at] = 0xff;
+                assert_eq!(read(&invalid, tail), None, "{len} {at}");
+                // A lone continuation byte is not UTF-8 either.
+                invalid[at] = 0x80;
+                assert_eq!(read(&invalid, tail), None, "{len} {at}");
+            }
+        }
+    }
+}

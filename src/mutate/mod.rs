@@ -124,6 +124,19 @@ pub fn plan(
     pod: &PodView<'_>,
     sa: &ServiceAccountMeta,
 ) -> Result<Plan, Denial> {
+    plan_reusing(settings, runtime, pod, sa, Vec::new())
+}
+
+/// As [`plan`], writing the operations into `ops` (emptied first), so that a caller planning one
+/// pod after another can hand back the list of the previous plan instead of allocating a new one.
+pub fn plan_reusing(
+    settings: &Settings,
+    runtime: Runtime,
+    pod: &PodView<'_>,
+    sa: &ServiceAccountMeta,
+    mut ops: Vec<PatchOp>,
+) -> Result<Plan, Denial> {
+    ops.clear();
     let spec = spec_of(pod)?;
     let mut warnings = Vec::new();
     // Before the identity, so that proxy errors win over token-expiration errors as upstream.
@@ -142,7 +155,7 @@ pub fn plan(
     let skip = skip_list(pod);
     // Sized for the common case (every env var and the mount added one by one, plus the volume,
     // the record and the proxy's): growing it op by op was a chain of reallocations per review.
-    let mut ops = Vec::with_capacity(spec.container_count() * (env.len() + 1) + 4);
+    ops.reserve(spec.container_count() * (env.len() + 1) + 4);
     let touched = touch_containers(spec, &skip, proxy.as_ref(), &container_plan, &mut ops)?;
     // Inserted only now: the operations above address existing containers by index.
     if let Some(proxy) = &proxy {
