@@ -193,12 +193,14 @@ impl Admitter {
         let sa_name = pod.service_account_name();
         subject.service_account = sa_name;
         // A cache hit is answered here, and the wait for the API server boxed: its state would
-        // otherwise be carried by every review's future.
-        let looked_up = match self.service_accounts.ready(namespace, sa_name) {
-            Some(hit) => Ok(hit),
-            None => Box::pin(self.lookup(namespace, sa_name, deadline)).await,
-        };
-        let service_account = match looked_up {
+        // otherwise be carried by every review's future. (The blocks and the matches on calls
+        // keep the intermediate results out of that future too.)
+        let service_account = match {
+            match self.service_accounts.ready(namespace, sa_name) {
+                Some(hit) => Ok(hit),
+                None => Box::pin(self.lookup(namespace, sa_name, deadline)).await,
+            }
+        } {
             Ok(sa) => sa,
             Err(LookupError::NotFound { namespace, name }) => {
                 return deny(Denial::new(
@@ -213,14 +215,13 @@ impl Admitter {
                 ))
             }
         };
-        let planned = mutate::plan_reusing(
+        let mut plan = match mutate::plan_reusing(
             &self.settings,
             self.runtime(),
             pod,
             &service_account,
             scratch::take_ops(),
-        );
-        let mut plan = match planned {
+        ) {
             Ok(plan) => plan,
             Err(denial) => return deny(denial),
         };
