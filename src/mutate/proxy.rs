@@ -33,9 +33,24 @@ pub fn requested<'s>(
     spec: &SpecView<'_>,
     warnings: &mut Vec<String>,
 ) -> Result<Option<Proxy<'s>>, Denial> {
-    let Some(value) = pod.annotation(INJECT_PROXY_ANNOTATION) else {
-        return Ok(None);
-    };
+    match pod.annotation(INJECT_PROXY_ANNOTATION) {
+        None => Ok(None),
+        Some(value) => asked(settings, runtime, pod, spec, value, warnings),
+    }
+}
+
+/// [`requested`] for a pod that carries the annotation. Out of line, as the other paths only a
+/// proxy pod takes: the common path of planning stays compact in the instruction cache.
+#[cold]
+#[inline(never)]
+fn asked<'s>(
+    settings: &'s Settings,
+    runtime: Runtime,
+    pod: &PodView<'_>,
+    spec: &SpecView<'_>,
+    value: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Proxy<'s>>, Denial> {
     // Upstream injects whenever the key is present, even for "false" (W11).
     if !value.eq_ignore_ascii_case("true") {
         if !value.eq_ignore_ascii_case("false") {
@@ -177,6 +192,8 @@ impl Proxy<'_> {
     /// The caller must emit these after every operation that addresses an existing container by
     /// index: RFC 6902 applies operations in order, so the insert at 0 then shifts nothing that is
     /// still to be addressed.
+    #[cold]
+    #[inline(never)]
     pub fn insert_ops(&self, spec: &SpecView<'_>, ops: &mut Vec<PatchOp>) {
         let init_list = spec.init_containers.as_deref();
         let containers = spec.containers.as_deref();
