@@ -192,15 +192,9 @@ impl Admitter {
         }
         let sa_name = pod.service_account_name();
         subject.service_account = sa_name;
-        // A cache hit is answered here, and the wait for the API server boxed: its state would
-        // otherwise be carried by every review's future. (The blocks and the matches on calls
-        // keep the intermediate results out of that future too.)
-        let service_account = match {
-            match self.service_accounts.ready(namespace, sa_name) {
-                Some(hit) => Ok(hit),
-                None => Box::pin(self.lookup(namespace, sa_name, deadline)).await,
-            }
-        } {
+        // Matching on calls keeps their results out of the state this future carries across its
+        // awaits.
+        let service_account = match self.service_account(namespace, sa_name, deadline).await {
             Ok(sa) => sa,
             Err(LookupError::NotFound { namespace, name }) => {
                 return deny(Denial::new(
@@ -245,6 +239,20 @@ impl Admitter {
         };
         scratch::give_back_ops(plan.ops);
         answer
+    }
+
+    /// The pod's service account. A cache hit is answered at once, and the wait for the API
+    /// server boxed: its state would otherwise be carried by every review's future.
+    async fn service_account(
+        &self,
+        namespace: &str,
+        name: &str,
+        deadline: Instant,
+    ) -> Result<Arc<ServiceAccountMeta>, LookupError> {
+        match self.service_accounts.ready(namespace, name) {
+            Some(hit) => Ok(hit),
+            None => Box::pin(self.lookup(namespace, name, deadline)).await,
+        }
     }
 
     /// A service account the cache does not hold yet, from the API server.
