@@ -101,17 +101,19 @@ impl<'a> Scanner<'a> {
     /// ASCII, which the scan for its closing quote has already told.
     pub fn str(&mut self) -> Option<&'a str> {
         let (bytes, ascii) = self.unchecked_bytes()?;
-        checked_str(bytes, ascii)
+        if ascii {
+            // SAFETY: every byte is below 0x80 (the scanner's classification of the string found
+            // none at or above it), and a sequence of ASCII bytes is valid UTF-8.
+            Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+        } else {
+            std::str::from_utf8(bytes).ok()
+        }
     }
 
-    /// A string without escapes as its bytes, checked for UTF-8 only when not plain ASCII: cheaper
-    /// than [`Scanner::str`] for the many short strings (keys, names) compared but not handed out.
+    /// [`Scanner::str`] as bytes, for the many short strings (keys, names) compared but not
+    /// handed out.
     pub fn bytes(&mut self) -> Option<&'a [u8]> {
-        let (bytes, ascii) = self.unchecked_bytes()?;
-        if !ascii {
-            std::str::from_utf8(bytes).ok()?;
-        }
-        Some(bytes)
+        self.str().map(str::as_bytes)
     }
 
     /// A string without escapes as its bytes, not checked for UTF-8, and whether it is ASCII.
@@ -348,17 +350,6 @@ impl<'a> Scanner<'a> {
                 }
             }
         }
-    }
-}
-
-/// `bytes` as a `str`, validated unless `ascii` says they are all ASCII.
-fn checked_str(bytes: &[u8], ascii: bool) -> Option<&str> {
-    if ascii {
-        // SAFETY: every byte is below 0x80 (the scanner's classification of the string found
-        // none at or above it), and a sequence of ASCII bytes is valid UTF-8.
-        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
-    } else {
-        std::str::from_utf8(bytes).ok()
     }
 }
 

@@ -3,7 +3,8 @@
 //! buffer per review cost two trips through its shared bins; kept here, they cost none. A buffer
 //! grown past its limit by a huge pod is let go rather than held by an idle thread.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
+use std::thread::LocalKey;
 
 use crate::mutate::patch::PatchOp;
 
@@ -14,38 +15,41 @@ const PATCH_JSON_KEPT: usize = 64 * 1024;
 const OPS_KEPT: usize = 256;
 
 thread_local! {
-    static PATCH_JSON: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static PATCH_JSON: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
     static OPS: Cell<Vec<PatchOp>> = const { Cell::new(Vec::new()) };
 }
 
 /// Runs `write` with this thread's patch JSON buffer, emptied.
 pub fn with_patch_json<R>(write: impl FnOnce(&mut Vec<u8>) -> R) -> R {
-    PATCH_JSON.with(|buffer| match buffer.try_borrow_mut() {
-        Ok(mut json) => {
-            json.clear();
-            let result = write(&mut json);
-            if json.capacity() > PATCH_JSON_KEPT {
-                *json = Vec::new();
-            }
-            result
-        }
-        // Not reentered on one thread today; should that change, a fresh buffer is still right.
-        Err(_) => write(&mut Vec::new()),
-    })
+    let mut json = take(&PATCH_JSON);
+    let result = write(&mut json);
+    give_back(&PATCH_JSON, json, PATCH_JSON_KEPT);
+    result
 }
 
 /// This thread's operations list, empty, for the next plan: the one given back last, if any.
-/// A review's future may move between threads: a list taken on one and given back on another
-/// is simply kept by the second.
 pub fn take_ops() -> Vec<PatchOp> {
-    OPS.with(Cell::take)
+    take(&OPS)
 }
 
 /// Keeps a plan's operations list for the next review on this thread.
-pub fn give_back_ops(mut ops: Vec<PatchOp>) {
-    ops.clear();
-    if ops.capacity() <= OPS_KEPT {
-        OPS.with(|kept| kept.set(ops));
+pub fn give_back_ops(ops: Vec<PatchOp>) {
+    give_back(&OPS, ops, OPS_KEPT);
+}
+
+/// The buffer `kept` holds, leaving none: a second taker on the thread (none today) would start
+/// from a fresh one rather than share it.
+fn take<T>(kept: &'static LocalKey<Cell<Vec<T>>>) -> Vec<T> {
+    kept.with(Cell::take)
+}
+
+/// Empties `buffer` and keeps it in `kept` unless it has grown past `limit` elements. A review's
+/// future may move between threads: a buffer taken on one and given back on another is simply
+/// kept by the second.
+fn give_back<T>(kept: &'static LocalKey<Cell<Vec<T>>>, mut buffer: Vec<T>, limit: usize) {
+    buffer.clear();
+    if buffer.capacity() <= limit {
+        kept.with(|slot| slot.set(buffer));
     }
 }
 

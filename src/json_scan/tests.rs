@@ -201,11 +201,32 @@ fn string_ends_are_found_at_every_offset() {
     }
 }
 
-/// Keys are checked for UTF-8 exactly when they hold a byte outside ASCII, wherever it is: in a
-/// whole word, in the word that ends the key, or in the byte-at-a-time tail.
+/// Feeds `read` strings of several lengths (within the first sixteen-byte chunk, at its edge, and
+/// over several) with one character outside ASCII at every offset, each before either tail, and
+/// checks that the valid ones come back whole and that a byte no UTF-8 allows (0xff) or a lone
+/// continuation byte (0x80) is refused.
+fn assert_checked_outside_ascii(tails: [&[u8]; 2], read: impl Fn(&[u8], &[u8]) -> Option<Vec<u8>>) {
+    for len in [1, 15, 16, 17, 40] {
+        for at in 0..len {
+            for tail in tails {
+                let mut valid = b"x".repeat(len);
+                valid.splice(at..at + 1, "\u{e9}".bytes());
+                assert_eq!(read(&valid, tail), Some(valid.clone()), "{len} {at}");
+                for wrong in [0xff, 0x80] {
+                    let mut invalid = b"x".repeat(len);
+                    invalid[at] = wrong;
+                    assert_eq!(read(&invalid, tail), None, "{len} {at} {wrong:#x}");
+                }
+            }
+        }
+    }
+}
+
+/// Keys are checked for UTF-8 exactly when they hold a byte outside ASCII, wherever it is: in the
+/// chunk read after the quote, in a later one, or in the byte-at-a-time tail.
 #[test]
 fn keys_outside_ascii_are_checked_at_every_offset() {
-    let key_of = |key: &[u8], tail: &[u8]| {
+    assert_checked_outside_ascii([b"", b",\"padding-to-fill-whole-words\":2"], |key, tail| {
         let mut text = b"{\"".to_vec();
         text.extend_from_slice(key);
         text.extend_from_slice(b"\":1");
@@ -218,43 +239,21 @@ fn keys_outside_ascii_are_checked_at_every_offset() {
                 s.skip_value()
             })
             .and(seen)
-    };
-    for at in 0..40 {
-        for tail in [&b""[..], b",\"padding-to-fill-whole-words\":2"] {
-            let mut valid = b"x".repeat(40);
-            valid.splice(at..at + 1, "\u{e9}".bytes());
-            assert_eq!(key_of(&valid, tail), Some(valid.clone()), "{at}");
-            let mut invalid = b"x".repeat(40);
-            invalid[at] = 0xff;
-            assert_eq!(key_of(&invalid, tail), None, "{at}");
-        }
-    }
+    });
 }
 
 /// Strings handed out skip the UTF-8 check only when all ASCII: a byte outside it, wherever it
-/// is (in the one chunk after the quote, in a later one, or in the tail), is still checked.
+/// is, is still checked.
 #[test]
 fn strings_outside_ascii_are_checked_at_every_offset() {
-    let read = |body: &[u8], tail: &[u8]| {
-        let mut text = b"\"".to_vec();
-        text.extend_from_slice(body);
-        text.push(b'"');
-        text.extend_from_slice(tail);
-        Scanner::new(&text).str().map(|v| v.as_bytes().to_vec())
-    };
-    for len in [1, 15, 16, 17, 40] {
-        for at in 0..len {
-            for tail in [&b""[..], b",\"padding-to-fill-a-whole-chunk\""] {
-                let mut valid = b"x".repeat(len);
-                valid.splice(at..at + 1, "\u{e9}".bytes());
-                assert_eq!(read(&valid, tail), Some(valid.clone()), "{len} {at}");
-                let mut invalid = b"x".repeat(len);
-                invalid[at] = 0xff;
-                assert_eq!(read(&invalid, tail), None, "{len} {at}");
-                // A lone continuation byte is not UTF-8 either.
-                invalid[at] = 0x80;
-                assert_eq!(read(&invalid, tail), None, "{len} {at}");
-            }
-        }
-    }
+    assert_checked_outside_ascii(
+        [b"", b",\"padding-to-fill-a-whole-chunk\""],
+        |body, tail| {
+            let mut text = b"\"".to_vec();
+            text.extend_from_slice(body);
+            text.push(b'"');
+            text.extend_from_slice(tail);
+            Scanner::new(&text).str().map(|v| v.as_bytes().to_vec())
+        },
+    );
 }
