@@ -16,16 +16,18 @@
 #[path = "../tests/support/fake_apiserver.rs"]
 mod fake_apiserver;
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use azwi_webhook::heap::Allocator;
 use azwi_webhook::k8s::cache::CachedServiceAccounts;
 use azwi_webhook::k8s::client::{client_from_config, ClientOptions};
 use azwi_webhook::k8s::live::LiveServiceAccounts;
 use fake_apiserver::FakeApiServer;
 
-/// Counts live heap bytes, so the cache's own share can be told apart from the fake's.
+/// Counts live heap bytes, so the cache's own share can be told apart from the fake's, over the
+/// webhook's own allocator.
 struct Counting;
 
 static HEAP: AtomicUsize = AtomicUsize::new(0);
@@ -33,21 +35,21 @@ static HEAP: AtomicUsize = AtomicUsize::new(0);
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         HEAP.fetch_add(layout.size(), Ordering::Relaxed);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
+        // SAFETY: forwarded unchanged to the webhook's allocator.
+        unsafe { Allocator.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         HEAP.fetch_sub(layout.size(), Ordering::Relaxed);
         // SAFETY: `ptr` came from `alloc` above with this layout.
-        unsafe { System.dealloc(ptr, layout) }
+        unsafe { Allocator.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         HEAP.fetch_add(new_size, Ordering::Relaxed);
         HEAP.fetch_sub(layout.size(), Ordering::Relaxed);
         // SAFETY: as for `dealloc`; the new size is non-zero per the GlobalAlloc contract.
-        unsafe { System.realloc(ptr, layout, new_size) }
+        unsafe { Allocator.realloc(ptr, layout, new_size) }
     }
 }
 

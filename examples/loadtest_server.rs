@@ -49,6 +49,10 @@ use azwi_webhook::server::{self, Listeners, Readiness, ServeOptions};
 use azwi_webhook::tls::{self, CertReloader, CertResolver};
 use rustls_pki_types::pem::PemObject;
 
+/// The webhook's allocator, for every server here: the references run on what the webhook runs on.
+#[global_allocator]
+static ALLOCATOR: azwi_webhook::heap::Allocator = azwi_webhook::heap::Allocator;
+
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 /// `--name value` pairs after the mode.
@@ -85,6 +89,7 @@ impl Args {
 }
 
 fn main() -> Result<(), Error> {
+    azwi_webhook::heap::disable_transparent_huge_pages();
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let Some((mode, rest)) = argv.split_first() else {
         return Err(

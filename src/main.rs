@@ -4,7 +4,11 @@ use std::process::ExitCode;
 
 use azwi_webhook::config::{self, Command, ConfigError, ProcessEnv};
 
+#[global_allocator]
+static ALLOCATOR: azwi_webhook::heap::Allocator = azwi_webhook::heap::Allocator;
+
 fn main() -> ExitCode {
+    azwi_webhook::heap::disable_transparent_huge_pages();
     let cli = config::parse_go_style(std::env::args_os()).unwrap_or_else(|e| e.exit());
     match cli.into_command() {
         Command::Serve(args) => match config::load_serve(&args, &ProcessEnv) {
