@@ -4,7 +4,7 @@
 //! **The allocator is mimalloc** ([`Allocator`]; each binary names it as its `#[global_allocator]`).
 //! glibc's malloc serves a request of up to 1 032 bytes from a per-thread cache, but a larger one
 //! (the 8 KiB request body, the 4.9 KiB answer, TLS and HTTP/2 buffers) from shared bins, with
-//! consolidation on free: mimalloc took 2.9 µs less CPU per admission review, for 2 MiB more peak
+//! consolidation on free: mimalloc took 3.5 µs less CPU per admission review, for 1.8 MiB more peak
 //! RSS (docs/dependencies.md has the figures). Transparent huge pages stay off: mimalloc reserves
 //! its memory in 2 MiB-aligned regions, where a huge page costs 2 MiB of RSS for a few KiB in use.
 //!
