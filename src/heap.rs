@@ -10,29 +10,22 @@
 //!
 //! **Freed memory goes back after a burst.** A full service-account list is decoded page by page
 //! into short-lived objects (JSON text, typed metadata with every annotation and managedFields) of
-//! which the cache keeps a small part. Both allocators keep freed pages for reuse (glibc in its
-//! per-thread arenas, mimalloc until a later allocation on the same thread purges them), so without
-//! this the process stays at the list's peak (measured with glibc: +14 MiB RSS for 10,000 service
-//! accounts whose entries hold under 5 MiB). Called after a (re)list, which happens at startup and
-//! after a watch falls too far behind, never on the admission path.
+//! which the cache keeps a small part. mimalloc keeps the freed pages until a later allocation on
+//! the same thread purges them, so without a collection the process stays near the list's peak
+//! (measured: 20.8 MiB idle instead of 16.8 MiB with 10,000 service accounts). Called after a
+//! (re)list, which happens at startup and after a watch falls too far behind, never on the
+//! admission path.
 
 /// The global allocator of the project's binaries: `#[global_allocator] static A: Allocator =
 /// Allocator;`.
 pub use mimalloc::MiMalloc as Allocator;
 
-/// Returns free heap pages to the OS: mimalloc's (the binaries' allocator) and glibc's (what C code
-/// allocates, and the whole heap of a binary that kept the system allocator, such as the tests).
+/// Returns [`Allocator`]'s free pages to the OS.
 pub fn release_free_memory() {
     // SAFETY: mi_collect only walks mimalloc's own free lists and arenas; it has no preconditions
     // and may be called from any thread, also when mimalloc is not the global allocator.
     unsafe {
         libmimalloc_sys::mi_collect(true);
-    }
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks the allocator's own free lists, under its arena locks; it has
-    // no preconditions and is safe to call from any thread at any time.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 
@@ -54,7 +47,7 @@ mod tests {
     fn transparent_huge_pages_are_off_for_the_process() {
         super::disable_transparent_huge_pages();
         let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-        // The field exists since Linux 3.15 (it reflects PR_SET_THP_DISABLE).
+        // The field exists since Linux 5.0 and reflects PR_SET_THP_DISABLE.
         let enabled = status
             .lines()
             .find_map(|line| line.strip_prefix("THP_enabled:"))
