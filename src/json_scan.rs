@@ -1,5 +1,6 @@
 //! A JSON reader for the one document read on every admission review, walked by hand instead of
-//! through serde's visitors.
+//! through serde's visitors. It reads in two passes: [`index`] finds where every token starts, 64
+//! bytes at a time with SIMD, and the [`Scanner`] then walks those tokens.
 //!
 //! It has no error messages: whatever it is not sure of, it declines (`None`), and the caller then
 //! decodes with serde_json, whose errors say what is wrong. So it only has to be at least as strict
@@ -11,54 +12,116 @@
 //! - values nested more than [`MAX_SKIP_DEPTH`] deep inside a skipped value.
 //!
 //! Skipped strings are not checked for UTF-8, as serde_json does not check the strings it ignores;
-//! keys and returned strings are.
+//! keys and returned strings are (when the text holds any byte outside ASCII).
 
-use crate::json_text::masks16;
+use std::cell::Cell;
+
+mod index;
 
 /// Deepest nesting [`Scanner::skip_value`] follows: one bit per level records object or array.
 pub const MAX_SKIP_DEPTH: u32 = 128;
 
-/// A cursor over a JSON text.
+/// Index buffers larger than this (in blocks of 64 bytes) are not kept for the next text: one huge
+/// review should not hold memory on every worker thread.
+const KEPT_BLOCKS: usize = 1 << 12;
+
+thread_local! {
+    /// The last scanner's index buffer, so a review does not allocate one.
+    static SPARE_BLOCKS: Cell<Vec<u64>> = const { Cell::new(Vec::new()) };
+}
+
+/// A cursor over a JSON text's tokens (see [`index`]).
 pub struct Scanner<'a> {
     bytes: &'a [u8],
-    at: usize,
+    /// The tokens, a word of bits per 64 bytes; empty when the index declined the text.
+    blocks: Vec<u64>,
+    /// The block of the next token.
+    block: usize,
+    /// The tokens left in that block, the next one lowest; zero past the end.
+    left: u64,
+    /// `None` when the index declined the text.
+    texture: Option<index::Texture>,
+}
+
+impl Drop for Scanner<'_> {
+    fn drop(&mut self) {
+        if self.blocks.capacity() <= KEPT_BLOCKS {
+            SPARE_BLOCKS.with(|spare| spare.set(std::mem::take(&mut self.blocks)));
+        }
+    }
 }
 
 impl<'a> Scanner<'a> {
     pub fn new(bytes: &'a [u8]) -> Self {
-        Scanner { bytes, at: 0 }
+        let mut blocks = SPARE_BLOCKS.with(Cell::take);
+        let (bytes, texture) = match index::build(bytes, &mut blocks) {
+            Some(texture) => (bytes, Some(texture)),
+            None => {
+                // An empty text, whose one token is its end: every read fails at once.
+                blocks.clear();
+                blocks.push(1);
+                (&[][..], None)
+            }
+        };
+        let left = blocks.first().copied().unwrap_or(0);
+        let mut scanner = Scanner {
+            bytes,
+            blocks,
+            block: 0,
+            left,
+            texture,
+        };
+        scanner.skip_empty_blocks();
+        scanner
     }
 
     /// Succeeds when nothing but whitespace is left.
-    pub fn finish(mut self) -> Option<()> {
-        self.skip_whitespace();
-        (self.at == self.bytes.len()).then_some(())
+    pub fn finish(self) -> Option<()> {
+        self.texture?;
+        (self.position() == self.bytes.len()).then_some(())
     }
 
+    /// Where the next token starts, or the text's length after the last one. The walk never
+    /// consumes that last one (each read checks the byte at a token first), so a token is
+    /// always left.
     #[inline]
-    fn skip_whitespace(&mut self) {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.bytes.get(self.at) {
-            self.at += 1;
+    fn position(&self) -> usize {
+        self.block * 64 + self.left.trailing_zeros() as usize
+    }
+
+    /// Consumes the next token.
+    #[inline]
+    fn advance(&mut self) {
+        self.left &= self.left.wrapping_sub(1);
+        if self.left == 0 {
+            self.skip_empty_blocks();
         }
     }
 
-    /// The next byte that is not whitespace, not consumed. The API server sends JSON without
-    /// whitespace between tokens, so one compare usually settles it.
-    #[inline]
-    fn peek(&mut self) -> Option<u8> {
-        let next = *self.bytes.get(self.at)?;
-        if next > b' ' {
-            return Some(next);
+    /// Moves on to the first block with a token left, if the current one has none.
+    fn skip_empty_blocks(&mut self) {
+        while self.left == 0 {
+            self.block += 1;
+            match self.blocks.get(self.block) {
+                Some(&tokens) => self.left = tokens,
+                None => return,
+            }
         }
-        self.skip_whitespace();
-        self.bytes.get(self.at).copied()
     }
 
-    /// Consumes `byte` if it comes next (after whitespace).
+    /// The next token's first byte, not consumed.
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.position()).copied()
+    }
+
+    /// Consumes `byte` if it comes next.
     #[inline]
     fn eat(&mut self, byte: u8) -> bool {
         let next = self.peek() == Some(byte);
-        self.at += usize::from(next);
+        if next {
+            self.advance();
+        }
         next
     }
 
@@ -66,13 +129,36 @@ impl<'a> Scanner<'a> {
         self.eat(byte).then_some(())
     }
 
+    /// Consumes the scalar `word` if it is the next token, whole.
+    #[inline]
+    fn word(&mut self, word: &[u8]) -> bool {
+        let at = self.position();
+        let whole = self
+            .bytes
+            .get(at..)
+            .is_some_and(|rest| rest.starts_with(word))
+            && self.scalar_ends(at + word.len());
+        if whole {
+            self.advance();
+        }
+        whole
+    }
+
+    /// A scalar read up to `end` is the whole token: the next byte is not part of it.
+    #[inline]
+    fn scalar_ends(&self, end: usize) -> bool {
+        match self.bytes.get(end) {
+            None => true,
+            Some(byte) => matches!(
+                byte,
+                b' ' | b'\n' | b'\r' | b'\t' | b',' | b':' | b'{' | b'}' | b'[' | b']' | b'"'
+            ),
+        }
+    }
+
     /// Consumes `null` if it comes next.
     pub fn null(&mut self) -> bool {
-        if self.peek() == Some(b'n') && self.bytes[self.at..].starts_with(b"null") {
-            self.at += 4;
-            return true;
-        }
-        false
+        self.peek() == Some(b'n') && self.word(b"null")
     }
 
     /// `null` as `None`, anything else read by `read`.
@@ -84,29 +170,29 @@ impl<'a> Scanner<'a> {
     }
 
     pub fn bool(&mut self) -> Option<bool> {
-        self.skip_whitespace();
-        let rest = &self.bytes[self.at..];
-        if rest.starts_with(b"true") {
-            self.at += 4;
+        if self.word(b"true") {
             Some(true)
-        } else if rest.starts_with(b"false") {
-            self.at += 5;
+        } else if self.word(b"false") {
             Some(false)
         } else {
             None
         }
     }
 
-    /// A string without escapes, borrowed from the text: checked for UTF-8 only when not plain
-    /// ASCII, which the scan for its closing quote has already told.
+    /// A string without escapes, borrowed from the text: checked for UTF-8 only when the text
+    /// holds a byte outside ASCII somewhere.
     pub fn str(&mut self) -> Option<&'a str> {
-        let (bytes, ascii) = self.unchecked_bytes()?;
-        if ascii {
-            // SAFETY: every byte is below 0x80 (the scanner's classification of the string found
-            // none at or above it), and a sequence of ASCII bytes is valid UTF-8.
-            Some(unsafe { std::str::from_utf8_unchecked(bytes) })
-        } else {
+        let bytes = self.string()?;
+        let texture = self.texture?;
+        if texture.escapes && bytes.contains(&b'\\') {
+            return None;
+        }
+        if texture.non_ascii {
             std::str::from_utf8(bytes).ok()
+        } else {
+            // SAFETY: the index found no byte at or above 0x80 in the whole text, and a sequence
+            // of ASCII bytes is valid UTF-8.
+            Some(unsafe { std::str::from_utf8_unchecked(bytes) })
         }
     }
 
@@ -116,37 +202,18 @@ impl<'a> Scanner<'a> {
         self.str().map(str::as_bytes)
     }
 
-    /// A string without escapes as its bytes, not checked for UTF-8, and whether it is ASCII.
-    /// Most keys and names end within sixteen bytes of their opening quote: those are read with
-    /// one classification of the bytes after it, inlined into the caller.
+    /// The inside of the string that comes next, escapes and all: the index holds its closing
+    /// quote as the next token.
     #[inline]
-    fn unchecked_bytes(&mut self) -> Option<(&'a [u8], bool)> {
-        let bytes = self.bytes;
-        let start = self.at + 1;
-        if let (Some(b'"'), Some(chunk)) = (
-            bytes.get(self.at),
-            bytes.get(start..).and_then(<[u8]>::first_chunk::<16>),
-        ) {
-            let masks = masks16(chunk);
-            let len = masks.special.trailing_zeros() as usize;
-            if chunk.get(len) == Some(&b'"') {
-                self.at = start + len + 1;
-                let ascii = masks.non_ascii & ((1 << len) - 1) == 0;
-                return Some((&bytes[start..start + len], ascii));
-            }
-        }
-        self.unchecked_bytes_slow()
-    }
-
-    #[inline(never)]
-    fn unchecked_bytes_slow(&mut self) -> Option<(&'a [u8], bool)> {
-        self.expect(b'"')?;
-        let start = self.at;
-        let body = self.string_body()?;
-        if body.escaped {
+    fn string(&mut self) -> Option<&'a [u8]> {
+        let open = self.position();
+        if self.bytes.get(open) != Some(&b'"') {
             return None;
         }
-        Some((&self.bytes[start..self.at - 1], body.ascii))
+        self.advance();
+        let close = self.position();
+        self.advance();
+        self.bytes.get(open + 1..close)
     }
 
     /// An object, calling `field` with each key (without escapes, valid UTF-8), which must consume
@@ -185,10 +252,11 @@ impl<'a> Scanner<'a> {
 
     /// Skips one value and returns its text (checked for UTF-8, as it is handed out as a `str`).
     pub fn raw_value(&mut self) -> Option<&'a str> {
-        self.skip_whitespace();
-        let start = self.at;
+        let start = self.position();
         self.skip_value()?;
-        std::str::from_utf8(&self.bytes[start..self.at]).ok()
+        // Only whitespace lies between a value's end and the next token.
+        let text = self.bytes.get(start..self.position())?.trim_ascii_end();
+        std::str::from_utf8(text).ok()
     }
 
     /// Skips one value of any kind, checking its syntax, without recursion: the open containers
@@ -199,12 +267,9 @@ impl<'a> Scanner<'a> {
         loop {
             // A value is expected here.
             match self.peek()? {
-                b'"' => {
-                    self.at += 1;
-                    self.string_body()?;
-                }
+                b'"' => self.skip_string(),
                 b'{' => {
-                    self.at += 1;
+                    self.advance();
                     if !self.eat(b'}') {
                         depth += 1;
                         if depth > MAX_SKIP_DEPTH {
@@ -216,7 +281,7 @@ impl<'a> Scanner<'a> {
                     }
                 }
                 b'[' => {
-                    self.at += 1;
+                    self.advance();
                     if !self.eat(b']') {
                         depth += 1;
                         if depth > MAX_SKIP_DEPTH {
@@ -226,9 +291,9 @@ impl<'a> Scanner<'a> {
                         continue;
                     }
                 }
-                b't' => self.literal(b"true")?,
-                b'f' => self.literal(b"false")?,
-                b'n' => self.literal(b"null")?,
+                b't' => self.word(b"true").then_some(())?,
+                b'f' => self.word(b"false").then_some(())?,
+                b'n' => self.word(b"null").then_some(())?,
                 b'-' | b'0'..=b'9' => self.skip_number()?,
                 _ => return None,
             }
@@ -240,7 +305,7 @@ impl<'a> Scanner<'a> {
                 let in_object = open & 1 == 1;
                 match self.peek()? {
                     b',' => {
-                        self.at += 1;
+                        self.advance();
                         if in_object {
                             self.skip_key()?;
                         }
@@ -250,7 +315,7 @@ impl<'a> Scanner<'a> {
                     b']' if !in_object => {}
                     _ => return None,
                 }
-                self.at += 1;
+                self.advance();
                 open >>= 1;
                 depth -= 1;
             }
@@ -260,117 +325,58 @@ impl<'a> Scanner<'a> {
     /// A key inside a skipped object and its colon. Not checked for UTF-8: serde_json does not
     /// check the keys of the values it ignores either.
     fn skip_key(&mut self) -> Option<()> {
-        self.expect(b'"')?;
-        self.string_body()?;
+        if self.peek()? != b'"' {
+            return None;
+        }
+        self.skip_string();
         self.expect(b':')
     }
 
-    fn literal(&mut self, word: &[u8]) -> Option<()> {
-        self.bytes[self.at..].starts_with(word).then(|| {
-            self.at += word.len();
-        })
+    /// Consumes a string whose opening quote is the next token: its closing quote is the one
+    /// after.
+    #[inline]
+    fn skip_string(&mut self) {
+        self.advance();
+        self.advance();
     }
 
-    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`, as RFC 8259 and serde_json have it.
-    /// A digit right after a leading zero ends the number here, and the caller then refuses it.
+    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`, as RFC 8259 and serde_json have it,
+    /// and nothing else in the token.
     fn skip_number(&mut self) -> Option<()> {
-        if self.bytes.get(self.at) == Some(&b'-') {
-            self.at += 1;
+        let mut at = self.position();
+        let bytes = self.bytes;
+        if bytes.get(at) == Some(&b'-') {
+            at += 1;
         }
-        match self.bytes.get(self.at)? {
-            b'0' => self.at += 1,
-            b'1'..=b'9' => self.skip_digits(),
+        match bytes.get(at)? {
+            b'0' => at += 1,
+            b'1'..=b'9' => at = digits_end(bytes, at),
             _ => return None,
         }
-        if self.bytes.get(self.at) == Some(&b'.') {
-            self.at += 1;
-            self.one_or_more_digits()?;
+        if bytes.get(at) == Some(&b'.') {
+            at = one_or_more_digits(bytes, at + 1)?;
         }
-        if let Some(b'e' | b'E') = self.bytes.get(self.at) {
-            self.at += 1;
-            if let Some(b'+' | b'-') = self.bytes.get(self.at) {
-                self.at += 1;
+        if let Some(b'e' | b'E') = bytes.get(at) {
+            at += 1;
+            if let Some(b'+' | b'-') = bytes.get(at) {
+                at += 1;
             }
-            self.one_or_more_digits()?;
+            at = one_or_more_digits(bytes, at)?;
         }
-        Some(())
-    }
-
-    fn one_or_more_digits(&mut self) -> Option<()> {
-        let start = self.at;
-        self.skip_digits();
-        (self.at > start).then_some(())
-    }
-
-    fn skip_digits(&mut self) {
-        while let Some(b'0'..=b'9') = self.bytes.get(self.at) {
-            self.at += 1;
-        }
-    }
-
-    /// Moves past the closing quote of a string whose opening quote is consumed, sixteen bytes at
-    /// a time, noting on the way whether it held escapes or bytes outside ASCII. Inlined into its
-    /// three callers: a typical review has some 580 strings, mostly short, and a call's setup cost
-    /// a third of the work per string.
-    #[inline(always)]
-    fn string_body(&mut self) -> Option<StringBody> {
-        let bytes = self.bytes;
-        let mut at = self.at;
-        let mut escaped = false;
-        // A bit set for each byte passed outside ASCII (at some offset: only zero matters).
-        let mut non_ascii = 0u32;
-        loop {
-            while let Some(chunk) = bytes.get(at..).and_then(<[u8]>::first_chunk::<16>) {
-                let masks = masks16(chunk);
-                if masks.special != 0 {
-                    let offset = masks.special.trailing_zeros();
-                    non_ascii |= masks.non_ascii & ((1 << offset) - 1);
-                    at += offset as usize;
-                    break;
-                }
-                non_ascii |= masks.non_ascii;
-                at += 16;
-            }
-            match *bytes.get(at)? {
-                b'"' => {
-                    self.at = at + 1;
-                    return Some(StringBody {
-                        escaped,
-                        ascii: non_ascii == 0,
-                    });
-                }
-                b'\\' => {
-                    escaped = true;
-                    at += escape_len(&bytes[at + 1..])? + 1;
-                }
-                0x00..=0x1f => return None,
-                byte => {
-                    non_ascii |= u32::from(byte >= 0x80);
-                    at += 1;
-                }
-            }
-        }
+        self.scalar_ends(at).then(|| self.advance())
     }
 }
 
-/// What [`Scanner::string_body`] saw in a string.
-struct StringBody {
-    escaped: bool,
-    ascii: bool,
+fn one_or_more_digits(bytes: &[u8], start: usize) -> Option<usize> {
+    let end = digits_end(bytes, start);
+    (end > start).then_some(end)
 }
 
-/// Length of a valid escape after its backslash: `\uXXXX` takes 5 bytes, the others 1. Any
-/// code unit is accepted, as serde_json accepts it in the strings it skips.
-fn escape_len(after_backslash: &[u8]) -> Option<usize> {
-    match after_backslash.first()? {
-        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Some(1),
-        b'u' => after_backslash
-            .get(1..5)?
-            .iter()
-            .all(u8::is_ascii_hexdigit)
-            .then_some(5),
-        _ => None,
+fn digits_end(bytes: &[u8], mut at: usize) -> usize {
+    while let Some(b'0'..=b'9') = bytes.get(at) {
+        at += 1;
     }
+    at
 }
 
 #[cfg(test)]

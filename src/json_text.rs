@@ -74,14 +74,14 @@ const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
 /// Bytes 0..16 of a chunk, as bit masks: which are `"`, `\\` or below 0x20 (the bytes a JSON
 /// string must escape, which end a plain run), and which are outside ASCII.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Masks16 {
+struct Masks16 {
     pub special: u32,
     pub non_ascii: u32,
 }
 
 /// Classifies 16 bytes at once: one SSE2 compare per class on x86_64, words of eight elsewhere.
 #[inline]
-pub(crate) fn masks16(chunk: &[u8; 16]) -> Masks16 {
+fn masks16(chunk: &[u8; 16]) -> Masks16 {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     {
         // SAFETY: `sse2::masks16` needs only SSE2, which this build enables (the cfg above), and

@@ -2,6 +2,23 @@ use serde::de::IgnoredAny;
 
 use super::*;
 
+/// A small deterministic generator, so a failure names its case.
+pub(super) struct Lcg(pub u64);
+
+impl Lcg {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+
+    pub fn pick<'a, T>(&mut self, from: &'a [T]) -> &'a T {
+        &from[self.next() as usize % from.len()]
+    }
+}
+
 /// Skips one value and requires the end of the text, as `serde_json::from_slice` does.
 fn skips(text: &[u8]) -> bool {
     let mut s = Scanner::new(text);
@@ -109,6 +126,15 @@ fn never_accepts_a_short_text_serde_json_refuses() {
                 accepted += 1;
                 assert!(serde_skips(&text), "{:?}", String::from_utf8_lossy(&text));
             }
+            // The same text across the boundary of the index's first two blocks.
+            let mut shifted = b" ".repeat(62);
+            shifted.extend_from_slice(&text);
+            assert_eq!(
+                skips(&shifted),
+                skips(&text),
+                "{:?}",
+                String::from_utf8_lossy(&text)
+            );
         }
     }
     // The alphabet makes valid texts too, so the check above is not vacuous.
@@ -186,17 +212,21 @@ fn object_keys_are_handed_out_and_escaped_keys_declined() {
     assert_eq!(keys("{}"), Some(Vec::new()));
 }
 
-/// The word check finds the first special byte exactly, wherever it is and whatever follows.
+/// Strings end where they end wherever they lie across the index's 64-byte blocks, whatever
+/// follows them.
 #[test]
 fn string_ends_are_found_at_every_offset() {
-    for at in 0..40 {
-        for tail in ["", "\"", "\\\\", "\u{1}", "\u{e9}"] {
-            let mut text = String::from("\"");
-            text.push_str(&"x".repeat(at));
-            text.push('"');
-            text.push_str(tail);
-            let mut s = Scanner::new(text.as_bytes());
-            assert_eq!(s.str().map(str::len), Some(at), "{text:?}");
+    for start in 0..70 {
+        for len in 0..70 {
+            for tail in ["", " ", ",1", "\"\"", "\u{e9}"] {
+                let mut text = " ".repeat(start);
+                text.push('"');
+                text.push_str(&"x".repeat(len));
+                text.push('"');
+                text.push_str(tail);
+                let mut s = Scanner::new(text.as_bytes());
+                assert_eq!(s.str().map(str::len), Some(len), "{text:?}");
+            }
         }
     }
 }
@@ -222,8 +252,8 @@ fn assert_checked_outside_ascii(tails: [&[u8]; 2], read: impl Fn(&[u8], &[u8]) -
     }
 }
 
-/// Keys are checked for UTF-8 exactly when they hold a byte outside ASCII, wherever it is: in the
-/// chunk read after the quote, in a later one, or in the byte-at-a-time tail.
+/// Keys are checked for UTF-8 whenever the text holds a byte outside ASCII, wherever it is in the
+/// key and whatever follows.
 #[test]
 fn keys_outside_ascii_are_checked_at_every_offset() {
     assert_checked_outside_ascii([b"", b",\"padding-to-fill-whole-words\":2"], |key, tail| {
@@ -233,12 +263,13 @@ fn keys_outside_ascii_are_checked_at_every_offset() {
         text.extend_from_slice(tail);
         text.push(b'}');
         let mut seen = None;
-        Scanner::new(&text)
+        let read = Scanner::new(&text)
             .object(|s, key| {
                 seen.get_or_insert_with(|| key.to_vec());
                 s.skip_value()
             })
-            .and(seen)
+            .and(seen);
+        read
     });
 }
 
@@ -253,7 +284,97 @@ fn strings_outside_ascii_are_checked_at_every_offset() {
             text.extend_from_slice(body);
             text.push(b'"');
             text.extend_from_slice(tail);
-            Scanner::new(&text).str().map(|v| v.as_bytes().to_vec())
+            let read = Scanner::new(&text).str().map(|v| v.as_bytes().to_vec());
+            read
         },
     );
+}
+
+/// A random value as JSON text, with whitespace, escapes and characters outside ASCII.
+fn random_json(random: &mut Lcg, depth: u32, out: &mut Vec<u8>) {
+    let space = |random: &mut Lcg, out: &mut Vec<u8>| {
+        out.extend_from_slice(random.pick(&["", "", "", " ", "\n  ", "\t"]).as_bytes())
+    };
+    let kind = if depth > 3 {
+        random.next() % 4
+    } else {
+        random.next() % 6
+    };
+    match kind {
+        0 => out.extend_from_slice(random.pick(&["null", "true", "false"]).as_bytes()),
+        1 => out.extend_from_slice(
+            random
+                .pick(&["0", "-1", "12.5", "3e7", "-0.25E-3", "1234567890123"])
+                .as_bytes(),
+        ),
+        2 | 3 => {
+            out.push(b'"');
+            for _ in 0..random.next() % 40 {
+                out.extend_from_slice(
+                    random
+                        .pick(&[
+                            "a", "b", "-", "\\\"", "\\\\", "\\n", "\\u00e9", "\u{e9}", "x y", "/",
+                        ])
+                        .as_bytes(),
+                );
+            }
+            out.push(b'"');
+        }
+        4 => {
+            out.push(b'[');
+            for n in 0..random.next() % 5 {
+                if n > 0 {
+                    out.push(b',');
+                }
+                space(random, out);
+                random_json(random, depth + 1, out);
+                space(random, out);
+            }
+            out.push(b']');
+        }
+        _ => {
+            out.push(b'{');
+            for n in 0..random.next() % 5 {
+                if n > 0 {
+                    out.push(b',');
+                }
+                space(random, out);
+                out.extend_from_slice(random.pick(&["\"k\"", "\"key\\\"\"", "\"\""]).as_bytes());
+                space(random, out);
+                out.push(b':');
+                random_json(random, depth + 1, out);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+/// Random texts of up to a few hundred bytes, so values cross the index's blocks: each valid one
+/// is skipped, and of its corruptions the scanner accepts none that serde_json refuses.
+#[test]
+fn skips_random_texts_and_never_accepts_their_corruptions_serde_json_refuses() {
+    let corruptions: &[u8] = b"\"\\{}[],: 0-e.\x01\t\xff";
+    let mut random = Lcg(11);
+    let mut accepted_corruptions = 0;
+    for case in 0..20_000 {
+        let mut text = Vec::new();
+        random_json(&mut random, 0, &mut text);
+        assert!(serde_skips(&text), "{:?}", String::from_utf8_lossy(&text));
+        assert!(
+            skips(&text),
+            "case {case}: {:?}",
+            String::from_utf8_lossy(&text)
+        );
+        let at = random.next() as usize % text.len();
+        text[at] = *random.pick(corruptions);
+        if skips(&text) {
+            accepted_corruptions += 1;
+            assert!(
+                serde_skips(&text),
+                "case {case}: {:?}",
+                String::from_utf8_lossy(&text)
+            );
+        }
+    }
+    assert!(accepted_corruptions > 1_000, "{accepted_corruptions}");
 }
