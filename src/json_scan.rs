@@ -33,7 +33,7 @@ thread_local! {
 /// A cursor over a JSON text's tokens (see [`index`]).
 pub struct Scanner<'a> {
     bytes: &'a [u8],
-    /// The tokens, a word of bits per 64 bytes; empty when the index declined the text.
+    /// The tokens, a word of bits per 64 bytes; only the end's when the index declined the text.
     blocks: Vec<u64>,
     /// The block of the next token.
     block: usize,
@@ -46,14 +46,15 @@ pub struct Scanner<'a> {
 impl Drop for Scanner<'_> {
     fn drop(&mut self) {
         if self.blocks.capacity() <= KEPT_BLOCKS {
-            SPARE_BLOCKS.with(|spare| spare.set(std::mem::take(&mut self.blocks)));
+            // Fails only while the thread is exiting, when the buffer is freed instead.
+            let _ = SPARE_BLOCKS.try_with(|spare| spare.set(std::mem::take(&mut self.blocks)));
         }
     }
 }
 
 impl<'a> Scanner<'a> {
     pub fn new(bytes: &'a [u8]) -> Self {
-        let mut blocks = SPARE_BLOCKS.with(Cell::take);
+        let mut blocks = SPARE_BLOCKS.try_with(Cell::take).unwrap_or_default();
         let (bytes, texture) = match index::build(bytes, &mut blocks) {
             Some(texture) => (bytes, Some(texture)),
             None => {
