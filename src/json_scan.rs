@@ -16,6 +16,8 @@
 
 use std::cell::Cell;
 
+use crate::thread_buffers::{give_back, take};
+
 mod index;
 
 /// Deepest nesting [`Scanner::skip_value`] follows: one bit per level records object or array.
@@ -45,16 +47,13 @@ pub struct Scanner<'a> {
 
 impl Drop for Scanner<'_> {
     fn drop(&mut self) {
-        if self.blocks.capacity() <= KEPT_BLOCKS {
-            // Fails only while the thread is exiting, when the buffer is freed instead.
-            let _ = SPARE_BLOCKS.try_with(|spare| spare.set(std::mem::take(&mut self.blocks)));
-        }
+        give_back(&SPARE_BLOCKS, std::mem::take(&mut self.blocks), KEPT_BLOCKS);
     }
 }
 
 impl<'a> Scanner<'a> {
     pub fn new(bytes: &'a [u8]) -> Self {
-        let mut blocks = SPARE_BLOCKS.try_with(Cell::take).unwrap_or_default();
+        let mut blocks = take(&SPARE_BLOCKS);
         let (bytes, texture) = match index::build(bytes, &mut blocks) {
             Some(texture) => (bytes, Some(texture)),
             None => {
@@ -148,13 +147,9 @@ impl<'a> Scanner<'a> {
     /// A scalar read up to `end` is the whole token: the next byte is not part of it.
     #[inline]
     fn scalar_ends(&self, end: usize) -> bool {
-        match self.bytes.get(end) {
-            None => true,
-            Some(byte) => matches!(
-                byte,
-                b' ' | b'\n' | b'\r' | b'\t' | b',' | b':' | b'{' | b'}' | b'[' | b']' | b'"'
-            ),
-        }
+        self.bytes
+            .get(end)
+            .is_none_or(|&byte| index::separates(byte))
     }
 
     /// Consumes `null` if it comes next.

@@ -17,4 +17,5 @@ pub mod mutate;
 pub mod review;
 pub mod server;
 pub mod startup;
+pub mod thread_buffers;
 pub mod tls;

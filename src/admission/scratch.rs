@@ -1,12 +1,12 @@
-//! Buffers a worker thread keeps from one review to the next. A typical pod's patch operations
-//! (3 KiB) and their JSON (3.5 KiB) are too large for the allocator's per-thread cache, so a fresh
-//! buffer per review cost two trips through its shared bins; kept here, they cost none. A buffer
-//! grown past its limit by a huge pod is let go rather than held by an idle thread.
+//! The handler's buffers a worker thread keeps from one review to the next
+//! ([`crate::thread_buffers`]). A typical pod's patch operations (3 KiB) and their JSON (3.5 KiB)
+//! are too large for the allocator's per-thread cache, so a fresh buffer per review cost two trips
+//! through its shared bins; kept here, they cost none.
 
 use std::cell::Cell;
-use std::thread::LocalKey;
 
 use crate::mutate::patch::PatchOp;
+use crate::thread_buffers::{give_back, take};
 
 /// The largest patch JSON buffer a thread keeps.
 const PATCH_JSON_KEPT: usize = 64 * 1024;
@@ -35,22 +35,6 @@ pub fn take_ops() -> Vec<PatchOp> {
 /// Keeps a plan's operations list for the next review on this thread.
 pub fn give_back_ops(ops: Vec<PatchOp>) {
     give_back(&OPS, ops, OPS_KEPT);
-}
-
-/// The buffer `kept` holds, leaving none: a second taker on the thread (none today) would start
-/// from a fresh one rather than share it.
-fn take<T>(kept: &'static LocalKey<Cell<Vec<T>>>) -> Vec<T> {
-    kept.with(Cell::take)
-}
-
-/// Empties `buffer` and keeps it in `kept` unless it has grown past `limit` elements. A review's
-/// future may move between threads: a buffer taken on one and given back on another is simply
-/// kept by the second.
-fn give_back<T>(kept: &'static LocalKey<Cell<Vec<T>>>, mut buffer: Vec<T>, limit: usize) {
-    buffer.clear();
-    if buffer.capacity() <= limit {
-        kept.with(|slot| slot.set(buffer));
-    }
 }
 
 #[cfg(test)]

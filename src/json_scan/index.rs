@@ -50,20 +50,16 @@ fn build_with(
     blocks.clear();
     blocks.reserve(text.len() / 64 + 1);
     let mut carry = Carry::default();
-    let mut chunks = text.chunks_exact(64);
-    let mut base = 0;
-    for chunk in &mut chunks {
-        let chunk = chunk.first_chunk::<64>()?;
-        blocks.push(carry.block(text, base, &classify(chunk), &prefix_xor)?);
-        base += 64;
+    let (whole, rest) = text.as_chunks::<64>();
+    for (n, chunk) in whole.iter().enumerate() {
+        blocks.push(carry.block(text, n * 64, &classify(chunk), &prefix_xor)?);
     }
-    let rest = chunks.remainder();
     let mut last = 0;
     if !rest.is_empty() {
         // Padded with spaces, which are never tokens.
         let mut padded = [b' '; 64];
         padded[..rest.len()].copy_from_slice(rest);
-        last = carry.block(text, base, &classify(&padded), &prefix_xor)?;
+        last = carry.block(text, whole.len() * 64, &classify(&padded), &prefix_xor)?;
     }
     if carry.in_string != 0 || carry.escape {
         return None;
@@ -86,8 +82,14 @@ struct Classes {
     operator: u64,
     /// What ends a run of scalar bytes: operators, quotes, space and control bytes.
     separator: u64,
-    /// Nonzero when a byte is outside ASCII (not which).
     non_ascii: u64,
+}
+
+/// Whether `byte` ends a run of scalar bytes (the [`Classes::separator`] class): an operator, a
+/// quote, a space or a control byte.
+#[inline]
+pub(super) fn separates(byte: u8) -> bool {
+    matches!(byte, b'{' | b'}' | b'[' | b']' | b':' | b',' | b'"') || byte <= b' '
 }
 
 /// What one block leaves to the next.
@@ -375,10 +377,7 @@ fn bytewise_classify(block: &[u8; 64]) -> Classes {
         set(&mut classes.backslash, byte == b'\\');
         set(&mut classes.control, byte < 0x20);
         set(&mut classes.operator, operator);
-        set(
-            &mut classes.separator,
-            operator || byte == b'"' || byte <= b' ',
-        );
+        set(&mut classes.separator, separates(byte));
         set(&mut classes.non_ascii, byte >= 0x80);
     }
     classes

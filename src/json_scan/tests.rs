@@ -2,23 +2,6 @@ use serde::de::IgnoredAny;
 
 use super::*;
 
-/// A small deterministic generator, so a failure names its case.
-pub(super) struct Lcg(pub u64);
-
-impl Lcg {
-    pub fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        self.0 >> 33
-    }
-
-    pub fn pick<'a, T>(&mut self, from: &'a [T]) -> &'a T {
-        &from[self.next() as usize % from.len()]
-    }
-}
-
 /// Skips one value and requires the end of the text, as `serde_json::from_slice` does.
 fn skips(text: &[u8]) -> bool {
     let mut s = Scanner::new(text);
@@ -290,39 +273,48 @@ fn strings_outside_ascii_are_checked_at_every_offset() {
     );
 }
 
+/// One of `from`, at random.
+fn one_of<'a>(random: &mut fastrand::Rng, from: &[&'a str]) -> &'a str {
+    from[random.usize(..from.len())]
+}
+
 /// A random value as JSON text, with whitespace, escapes and characters outside ASCII.
-fn random_json(random: &mut Lcg, depth: u32, out: &mut Vec<u8>) {
-    let space = |random: &mut Lcg, out: &mut Vec<u8>| {
-        out.extend_from_slice(random.pick(&["", "", "", " ", "\n  ", "\t"]).as_bytes())
+fn random_json(random: &mut fastrand::Rng, depth: u32, out: &mut Vec<u8>) {
+    let space = |random: &mut fastrand::Rng, out: &mut Vec<u8>| {
+        out.extend_from_slice(one_of(random, &["", "", "", " ", "\n  ", "\t"]).as_bytes())
     };
     let kind = if depth > 3 {
-        random.next() % 4
+        random.u32(..4)
     } else {
-        random.next() % 6
+        random.u32(..6)
     };
     match kind {
-        0 => out.extend_from_slice(random.pick(&["null", "true", "false"]).as_bytes()),
+        0 => out.extend_from_slice(one_of(random, &["null", "true", "false"]).as_bytes()),
         1 => out.extend_from_slice(
-            random
-                .pick(&["0", "-1", "12.5", "3e7", "-0.25E-3", "1234567890123"])
-                .as_bytes(),
+            one_of(
+                random,
+                &["0", "-1", "12.5", "3e7", "-0.25E-3", "1234567890123"],
+            )
+            .as_bytes(),
         ),
         2 | 3 => {
             out.push(b'"');
-            for _ in 0..random.next() % 40 {
+            for _ in 0..random.u32(..40) {
                 out.extend_from_slice(
-                    random
-                        .pick(&[
+                    one_of(
+                        random,
+                        &[
                             "a", "b", "-", "\\\"", "\\\\", "\\n", "\\u00e9", "\u{e9}", "x y", "/",
-                        ])
-                        .as_bytes(),
+                        ],
+                    )
+                    .as_bytes(),
                 );
             }
             out.push(b'"');
         }
         4 => {
             out.push(b'[');
-            for n in 0..random.next() % 5 {
+            for n in 0..random.u32(..5) {
                 if n > 0 {
                     out.push(b',');
                 }
@@ -334,12 +326,12 @@ fn random_json(random: &mut Lcg, depth: u32, out: &mut Vec<u8>) {
         }
         _ => {
             out.push(b'{');
-            for n in 0..random.next() % 5 {
+            for n in 0..random.u32(..5) {
                 if n > 0 {
                     out.push(b',');
                 }
                 space(random, out);
-                out.extend_from_slice(random.pick(&["\"k\"", "\"key\\\"\"", "\"\""]).as_bytes());
+                out.extend_from_slice(one_of(random, &["\"k\"", "\"key\\\"\"", "\"\""]).as_bytes());
                 space(random, out);
                 out.push(b':');
                 random_json(random, depth + 1, out);
@@ -354,7 +346,7 @@ fn random_json(random: &mut Lcg, depth: u32, out: &mut Vec<u8>) {
 #[test]
 fn skips_random_texts_and_never_accepts_their_corruptions_serde_json_refuses() {
     let corruptions: &[u8] = b"\"\\{}[],: 0-e.\x01\t\xff";
-    let mut random = Lcg(11);
+    let mut random = fastrand::Rng::with_seed(11);
     let mut accepted_corruptions = 0;
     for case in 0..20_000 {
         let mut text = Vec::new();
@@ -365,8 +357,8 @@ fn skips_random_texts_and_never_accepts_their_corruptions_serde_json_refuses() {
             "case {case}: {:?}",
             String::from_utf8_lossy(&text)
         );
-        let at = random.next() as usize % text.len();
-        text[at] = *random.pick(corruptions);
+        let at = random.usize(..text.len());
+        text[at] = corruptions[random.usize(..corruptions.len())];
         if skips(&text) {
             accepted_corruptions += 1;
             assert!(

@@ -1,5 +1,4 @@
 use super::*;
-use crate::json_scan::tests::Lcg;
 
 /// The index's rules applied a byte at a time: the reference the block-wise build must match.
 fn bytewise_build(text: &[u8]) -> Option<(Vec<u32>, Texture)> {
@@ -133,14 +132,13 @@ fn matches_the_bytewise_rules_on_random_texts_across_blocks() {
         b"    ",
         b"\"key\":",
     ];
-    let mut random = Lcg(7);
+    let mut random = fastrand::Rng::with_seed(7);
     let mut valid = 0;
     for case in 0..40_000 {
-        let len = random.next() as usize % 200;
+        let len = random.usize(..200);
         let mut text = Vec::new();
         while text.len() < len {
-            let piece: &&[u8] = random.pick(alphabet);
-            text.extend_from_slice(piece);
+            text.extend_from_slice(alphabet[random.usize(..alphabet.len())]);
         }
         let expected = bytewise_build(&text);
         valid += usize::from(expected.is_some());
@@ -203,9 +201,9 @@ fn tokens_are_operators_quotes_and_scalar_starts() {
 
 #[test]
 fn prefix_xor_is_the_running_parity() {
-    let mut random = Lcg(3);
+    let mut random = fastrand::Rng::with_seed(3);
     for case in 0..10_000 {
-        let bits = random.next() << 33 ^ random.next() ^ if case % 2 == 0 { 1 << 63 } else { 0 };
+        let bits = random.u64(..) | if case % 2 == 0 { 1 << 63 } else { 0 };
         let mut parity = 0;
         let mut expected = 0u64;
         for k in 0..64 {
